@@ -1,0 +1,163 @@
+"""The ``stockcast`` command. The only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import orjson
+
+from sync_worker import devkafka
+from sync_worker.config import Settings, SettingsError, load_settings_file
+
+DEFAULT_CONFIG = Path("stockcast.toml")
+
+
+def _settings(config: Path | None) -> Settings:
+    if config is None and DEFAULT_CONFIG.exists():
+        config = DEFAULT_CONFIG
+    try:
+        return load_settings_file(config, os.environ)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+_config_option = click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STOCKCAST_CONFIG",
+    help="Settings file (default: ./stockcast.toml if present). "
+    "STOCKCAST_<SECTION>__<KEY> variables override it.",
+)
+
+
+@click.group()
+@click.version_option(package_name="stockcast")
+def main() -> None:
+    """stockcast: one true stock position per SKU, every live room in step with it."""
+
+
+@main.command()
+@_config_option
+def run(config: Path | None) -> None:
+    """Run the worker daemon until SIGTERM or Ctrl-C.
+
+    Consumes order and stock events, decides every order line, keeps the per-SKU
+    stock table, emits stock levels and pushes counts to every configured channel.
+    Serves /healthz and /metrics on the configured web port.
+    """
+    from sync_worker.streaming.worker import run_worker
+
+    run_worker(_settings(config))
+
+
+@main.group()
+def settings() -> None:
+    """Inspect settings."""
+
+
+@settings.command("show")
+@_config_option
+def settings_show(config: Path | None) -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    shown = _settings(config).masked()
+    click.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+@main.group()
+def connectors() -> None:
+    """Installed platform connectors."""
+
+
+@connectors.command("list")
+def connectors_list() -> None:
+    """List the connectors registered under the ``stockcast.connectors`` entry point."""
+    from connectors import registry
+
+    for name, entry_point in sorted(registry.available().items()):
+        click.echo(f"{name}\t{entry_point.value}")
+
+
+@main.group()
+def dev() -> None:
+    """A local Apache Kafka (KRaft) for development, fetched and started by stockcast."""
+
+
+_brokers_option = click.option(
+    "--brokers", type=click.IntRange(1, 3), default=1, show_default=True,
+    help="1 for development, 3 for fault tests.",
+)
+_data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where broker data and logs live (default: var/kafka).",
+)
+_port_option = click.option(
+    "--port", type=int, default=None, help="First broker port (default 9092; broker i uses +i).",
+)
+
+
+def _dev_config(brokers: int, data_dir: Path | None, port: int | None) -> devkafka.DevKafkaConfig:
+    config = devkafka.DevKafkaConfig(brokers=brokers)
+    if data_dir is not None:
+        config = replace(config, data_dir=data_dir)
+    if port is not None:
+        config = replace(config, base_port=port)
+    return config
+
+
+@dev.command("up")
+@_brokers_option
+@_data_dir_option
+@_port_option
+def dev_up(brokers: int, data_dir: Path | None, port: int | None) -> None:
+    """Fetch Kafka (first time only), start it, and wait until it answers."""
+    try:
+        bootstrap = devkafka.up(_dev_config(brokers, data_dir, port))
+    except devkafka.DevKafkaError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"kafka up: {bootstrap}")
+
+
+@dev.command("down")
+@_brokers_option
+@_data_dir_option
+@_port_option
+def dev_down(brokers: int, data_dir: Path | None, port: int | None) -> None:
+    """Stop the local brokers; data stays for the next `up`."""
+    devkafka.down(_dev_config(brokers, data_dir, port))
+    click.echo("kafka down")
+
+
+@dev.command("status")
+@_brokers_option
+@_data_dir_option
+@_port_option
+def dev_status(brokers: int, data_dir: Path | None, port: int | None) -> None:
+    """Show each local broker: port, pid, alive. Exit 1 when any is down."""
+    nodes = devkafka.status(_dev_config(brokers, data_dir, port))
+    for node in nodes:
+        state = "up" if node.alive else "down"
+        click.echo(f"node {node.node_id}\tport {node.port}\tpid {node.pid or '-'}\t{state}")
+    if not all(node.alive for node in nodes):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--duration", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds of live selling before the summary.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Buyer simulation seed.")
+@click.option("--keep-broker", is_flag=True, help="Leave the local broker running afterwards.")
+def demo(duration: float, seed: int, keep_broker: bool) -> None:
+    """Play a live session end to end: broker, worker, simulated rooms and buyers.
+
+    Shows stock per SKU and per channel while it runs and ends with a summary whose
+    `oversold` line must read 0. Ctrl-C stops everything cleanly.
+    """
+    from sync_worker.demo import DemoOptions, run_demo
+
+    options = DemoOptions(duration_s=duration, seed=seed, keep_broker=keep_broker)
+    sys.exit(run_demo(options, dict(os.environ)))

@@ -1,0 +1,121 @@
+"""Settings: a ``stockcast.toml`` file plus environment overrides, validated once at start.
+
+Nothing here reads the environment: ``load_settings`` takes the file's text and an
+environment mapping, so tests (and faust) never see settings nobody passed in.
+Environment overrides use ``STOCKCAST_<SECTION>__<KEY>``, e.g.
+``STOCKCAST_KAFKA__BOOTSTRAP_SERVERS=10.0.0.5:9092``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ENV_PREFIX = "STOCKCAST_"
+_NESTING = "__"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "stockcast"
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 8
+    replication_factor: Annotated[int, Field(ge=1, le=7)] = 1
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class WorkerSettings(_Frozen):
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "stockcast"
+    data_dir: Path = Path("var/worker")
+    web_host: str = "127.0.0.1"
+    web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ChannelSettings(_Frozen):
+    """A shop or live room that stock counts are pushed to."""
+
+    name: Annotated[str, Field(min_length=1)]
+    connector: Annotated[str, Field(min_length=1)]
+    options: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class Settings(_Frozen):
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    channels: tuple[ChannelSettings, ...] = ()
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as shown to people: every secret replaced by asterisks."""
+        return self.model_dump(mode="json")
+
+
+class SettingsError(ValueError):
+    """Every problem with the settings at once, so one restart fixes them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid settings ({len(problems)} problem(s)):\n{listing}")
+
+
+def load_settings(toml_text: str = "", env: Mapping[str, str] | None = None) -> Settings:
+    """Parse ``toml_text``, apply ``STOCKCAST_*`` overrides from ``env``, and validate."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(toml_text)
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError([f"stockcast.toml: {error}"]) from None
+    problems = _apply_env_overrides(raw, env or {})
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as error:
+        problems += [_describe(detail) for detail in error.errors()]
+        raise SettingsError(problems) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def load_settings_file(path: Path | None, env: Mapping[str, str]) -> Settings:
+    """Load from ``path`` (absent: defaults plus environment)."""
+    if path is None:
+        return load_settings("", env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SettingsError([f"{path}: {error.strerror}"]) from None
+    return load_settings(text, env)
+
+
+def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    problems = []
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition(_NESTING)
+        if not key or section not in Settings.model_fields or section == "channels":
+            problems.append(f"{name}: not a setting (use {ENV_PREFIX}<SECTION>__<KEY>)")
+            continue
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            problems.append(f"{name}: [{section}] in stockcast.toml is not a table")
+            continue
+        table[key] = value
+    return problems
+
+
+def _describe(detail: Any) -> str:
+    where = ".".join(str(part) for part in detail["loc"]) or "settings"
+    return f"{where}: {detail['msg']}"

@@ -1,0 +1,301 @@
+"""``stockcast demo``: one live session, end to end, on this machine.
+
+Starts the local broker, the worker daemon (a real subprocess, as in production),
+the simulated platforms' live rooms and their buyers; shows stock per SKU and per
+channel while it runs; then checks the outcome independently of the worker: the
+units held by accepted, uncancelled lines never exceed the stock counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from connectors.simulator.buyers import initial_stock_messages, run_buyers
+from connectors.simulator.rooms import LiveRoom
+from connectors.simulator.scenario import Burst, Scenario, build_rooms
+from connectors.simulator.server import create_app as create_rooms_app
+from connectors.simulator.server import start_server
+from sync_worker import devkafka
+from sync_worker.config import ENV_PREFIX
+from sync_worker.streaming.names import TopicNames
+
+_DRAIN_TIMEOUT_S = 60.0
+_WORKER_READY_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float = 60.0
+    seed: int = 7
+    keep_broker: bool = False
+
+
+@dataclass
+class Tally:
+    """The demo's own account of the session, built from what it sent and what came back."""
+
+    stock: dict[str, int]
+    decisions: Counter[str] = field(default_factory=Counter)
+    accepted_lines: dict[str, tuple[str, int]] = field(default_factory=dict)
+    accepted_twice: int = 0
+    sold_by_channel: Counter[tuple[str, str]] = field(default_factory=Counter)
+    cancelled_lines: set[str] = field(default_factory=set)
+    placed_events: int = 0
+    levels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def sent(self, value: bytes) -> None:
+        event = orjson.loads(value)
+        if event["type"] == "order_line.placed":
+            self.placed_events += 1
+        elif event["type"] == "order_line.cancelled":
+            self.cancelled_lines.add(_line(event))
+
+    def decided(self, decision: dict[str, object]) -> None:
+        outcome = str(decision["outcome"])
+        self.decisions[outcome] += 1
+        if outcome == "accepted":
+            line = _line(decision)
+            if line in self.accepted_lines:
+                self.accepted_twice += 1
+            sku, quantity = str(decision["sku"]), int(decision["quantity"])  # type: ignore[call-overload]
+            self.accepted_lines[line] = (sku, quantity)
+            self.sold_by_channel[(sku, str(decision["channel"]))] += quantity
+
+    def oversold_units(self) -> int:
+        held: Counter[str] = Counter()
+        for line, (sku, quantity) in self.accepted_lines.items():
+            if line not in self.cancelled_lines:
+                held[sku] += quantity
+        return sum(max(0, held[sku] - self.stock.get(sku, 0)) for sku in held)
+
+    def summary_lines(self) -> list[str]:
+        return [
+            f"orders: {self.placed_events}",
+            f"accepted: {self.decisions['accepted']}",
+            f"rejected: {self.decisions['rejected']}",
+            f"duplicates ignored: {self.decisions['duplicate']}",
+            f"cancelled: {len(self.cancelled_lines)}",
+            f"double-accepted: {self.accepted_twice}",
+            f"oversold: {self.oversold_units()}",
+        ]
+
+
+def _line(event: Mapping[str, object]) -> str:
+    return f"{event['platform']}/{event['order_id']}/{event['line_id']}"
+
+
+def run_demo(options: DemoOptions, environ: Mapping[str, str]) -> int:
+    """Run the demo; returns the process exit code (1 when anything was oversold)."""
+    console = Console()
+    try:
+        return asyncio.run(_demo(options, environ, console))
+    except KeyboardInterrupt:
+        console.print("stopped.")
+        return 130
+
+
+async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Console) -> int:
+    kafka = devkafka.DevKafkaConfig()
+    broker_was_running = all(node.alive for node in devkafka.status(kafka))
+    console.print("starting the local Kafka broker…")
+    bootstrap = await asyncio.to_thread(devkafka.up, kafka)
+    run_id = f"demo-{int(time.time())}"
+    work_dir = Path("var/demo") / run_id
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scenario = _scenario(options, run_id)
+    rooms = build_rooms(scenario)
+    topics = TopicNames.for_prefix(run_id)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        async with await start_server(create_rooms_app(rooms)) as room_server:
+            web_port = _free_port()
+            config = _write_config(work_dir, run_id, bootstrap, web_port, room_server.url, rooms)
+            worker = _start_worker(config, work_dir, environ)
+            console.print(f"worker started (pid {worker.pid}, log {work_dir / 'worker.log'})")
+            await _wait_healthy(worker, web_port)
+            tally = Tally(stock=scenario.initial_stock())
+            await _play(scenario, rooms, topics, bootstrap, tally, options, console)
+        _stop_worker(worker)
+        worker = None
+    finally:
+        if worker is not None:
+            _stop_worker(worker)
+        if not (broker_was_running or options.keep_broker):
+            await asyncio.to_thread(devkafka.down, kafka)
+    console.print("\n".join(tally.summary_lines()))
+    return 0 if tally.oversold_units() == 0 and tally.accepted_twice == 0 else 1
+
+
+def _scenario(options: DemoOptions, run_id: str) -> Scenario:
+    """The burst lands in the middle third of the session, however long it is."""
+    third = options.duration_s / 3
+    hot = "lipstick-ruby-01"
+    return Scenario(
+        burst=Burst(hot, start_s=third, duration_s=third, rate_multiplier=50.0),
+        seed=options.seed,
+        run_id=run_id,
+    )
+
+
+async def _play(
+    scenario: Scenario,
+    rooms: Mapping[str, LiveRoom],
+    topics: TopicNames,
+    bootstrap: str,
+    tally: Tally,
+    options: DemoOptions,
+    console: Console,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
+                                enable_idempotence=True)
+    consumer = AIOKafkaConsumer(topics.decisions, topics.stock_levels,
+                                bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    try:
+        follow = asyncio.create_task(_follow(consumer, topics, tally))
+
+        async def publish(key: bytes, value: bytes) -> None:
+            tally.sent(value)
+            await producer.send(topics.sku_events, key=key, value=value)
+
+        for key, value in initial_stock_messages(scenario, int(time.time() * 1000)):
+            await producer.send_and_wait(topics.sku_events, key=key, value=value)
+        with Live(_view(scenario, rooms, tally), console=console, refresh_per_second=4) as live:
+            buyers = asyncio.create_task(run_buyers(scenario, rooms, publish, options.duration_s))
+            while not buyers.done():
+                live.update(_view(scenario, rooms, tally))
+                await asyncio.sleep(0.25)
+            await buyers
+            await producer.flush()
+            deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+            while sum(tally.decisions.values()) < tally.placed_events:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the worker did not decide every order in time")
+                live.update(_view(scenario, rooms, tally))
+                await asyncio.sleep(0.25)
+            live.update(_view(scenario, rooms, tally))
+        follow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _follow(consumer: AIOKafkaConsumer, topics: TopicNames, tally: Tally) -> None:
+    async for message in consumer:
+        payload = orjson.loads(message.value)
+        if message.topic == topics.decisions:
+            tally.decided(payload)
+        else:
+            tally.levels[payload["sku"]] = payload
+
+
+def _view(scenario: Scenario, rooms: Mapping[str, LiveRoom], tally: Tally) -> Group:
+    table = Table(title="stock per SKU (stockcast) and per channel (shown / sold)")
+    table.add_column("SKU")
+    for column in ("on hand", "committed", "sellable"):
+        table.add_column(column, justify="right")
+    for room in rooms.values():
+        table.add_column(room.channel, justify="right")
+    for spec in scenario.skus:
+        level = tally.levels.get(spec.sku, {})
+        table.add_row(
+            spec.sku,
+            *(str(level.get(name, "-")) for name in ("on_hand", "committed", "sellable")),
+            *(
+                f"{room.displayed(spec.sku)} / {tally.sold_by_channel[(spec.sku, room.channel)]}"
+                for room in rooms.values()
+            ),
+        )
+    status = "  ".join(tally.summary_lines())
+    return Group(table, status)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _write_config(
+    work_dir: Path,
+    run_id: str,
+    bootstrap: str,
+    web_port: int,
+    rooms_url: str,
+    rooms: Mapping[str, LiveRoom],
+) -> Path:
+    channels = "".join(
+        f'\n[[channels]]\nname = "{channel}"\nconnector = "simulator"\n'
+        f'options = {{ base_url = "{rooms_url}" }}\n'
+        for channel in rooms
+    )
+    config = work_dir / "stockcast.toml"
+    config.write_text(
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\ntopic_prefix = "{run_id}"\n\n'
+        f'[worker]\napp_id = "stockcast-{run_id}"\ndata_dir = "{work_dir / "worker"}"\n'
+        f"web_port = {web_port}\n{channels}",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _start_worker(
+    config: Path, work_dir: Path, environ: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    # The demo's settings file is the whole truth: drop the caller's STOCKCAST_ overrides.
+    env = {name: value for name, value in environ.items() if not name.startswith(ENV_PREFIX)}
+    log = (work_dir / "worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "sync_worker", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # Ctrl-C reaches the demo only; the demo stops the worker
+    )
+
+
+async def _wait_healthy(worker: subprocess.Popen[bytes], web_port: int) -> None:
+    deadline = time.monotonic() + _WORKER_READY_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited early with code {worker.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"http://127.0.0.1:{web_port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the worker did not become healthy in time")
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()

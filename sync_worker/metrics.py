@@ -1,0 +1,80 @@
+"""Metric handles, built from an injected registry so tests and workers never share state.
+
+Names follow Prometheus conventions (base units, ``_total`` counters). Labels are
+bounded: outcomes, reasons and connector names, never SKUs or order ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    sku_events: Counter
+    order_lines_decided: Counter
+    decision_latency: Histogram
+    dead_letters: Counter
+    oversold_units: Counter
+    pushes: Counter
+    push_latency: Histogram
+    worker_up: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        registry = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=registry,
+            sku_events=Counter(
+                "stockcast_sku_events_total",
+                "SKU events consumed, by event type.",
+                ["type"],
+                registry=registry,
+            ),
+            order_lines_decided=Counter(
+                "stockcast_order_lines_decided_total",
+                "Order-line decisions, by outcome and reason.",
+                ["outcome", "reason"],
+                registry=registry,
+            ),
+            decision_latency=Histogram(
+                "stockcast_decision_latency_seconds",
+                "From the order's event time to stockcast's decision.",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "stockcast_dead_letters_total",
+                "Inputs sent to the dead-letter topic, by reason.",
+                ["reason"],
+                registry=registry,
+            ),
+            oversold_units=Counter(
+                "stockcast_oversold_units_total",
+                "Units committed beyond sellable stock. Must stay 0.",
+                registry=registry,
+            ),
+            pushes=Counter(
+                "stockcast_pushes_total",
+                "Stock pushes to platforms, by connector and result.",
+                ["connector", "result"],
+                registry=registry,
+            ),
+            push_latency=Histogram(
+                "stockcast_push_latency_seconds",
+                "From the stock change's event time to the platform's acknowledgement.",
+                ["connector"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            worker_up=Gauge(
+                "stockcast_worker_up",
+                "1 while the worker is running and assigned its partitions.",
+                registry=registry,
+            ),
+        )

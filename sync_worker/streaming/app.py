@@ -1,0 +1,193 @@
+"""The composition root: ``create_app(settings)`` builds the faust app and its services.
+
+No module-level app and no side effects at import. faust gets an empty environment
+mapping and ``autodiscover=False``, so everything it does comes from ``Settings``.
+Agents are thin: decode at the edge, call the pure ledger, write each table once,
+emit. Pushing to platforms happens in the publisher, outside the stateful stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import mode
+from aiohttp import web
+
+from connectors import registry
+from connectors.base import Connector
+from sync_worker.config import Settings
+from sync_worker.domain import ledger
+from sync_worker.domain.events import OrderLineCancelled, OrderLinePlaced
+from sync_worker.metrics import Metrics
+from sync_worker.publishing import Publisher
+from sync_worker.streaming import codecs, names
+from sync_worker.streaming.dead_letters import DeadLetter
+from sync_worker.web.health import create_health_app
+
+
+@dataclass(frozen=True)
+class StockcastApp:
+    """The faust app plus the services that run beside it in one worker."""
+
+    faust_app: faust.App
+    topics: names.TopicNames
+    services: tuple[mode.Service, ...]
+    metrics: Metrics
+
+
+class _HttpService(mode.Service):  # type: ignore[misc]
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        super().__init__()
+        self._runner = web.AppRunner(app)
+        self._host, self._port = host, port
+
+    async def on_start(self) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port).start()
+
+    async def on_stop(self) -> None:
+        await self._runner.cleanup()
+
+
+class _PublisherService(mode.Service):  # type: ignore[misc]
+    def __init__(self, publisher: Publisher) -> None:
+        super().__init__()
+        self.publisher = publisher
+
+    async def on_start(self) -> None:
+        await self.publisher.start()
+
+    async def on_stop(self) -> None:
+        await self.publisher.stop()
+
+
+def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
+    """One connector per configured channel, loaded through the plugin registry."""
+    built = []
+    for channel in settings.channels:
+        options = dict(channel.options)
+        options.update({key: secret.get_secret_value() for key, secret in channel.secrets.items()})
+        built.append((channel.name, registry.load(channel.connector).from_options(options)))
+    return built
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Every faust setting we rely on, explicitly; faust's own defaults cover the rest."""
+    kafka, worker = settings.kafka, settings.worker
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        "env": {},
+        "autodiscover": False,
+        "store": "rocksdb://",
+        "datadir": str(worker.data_dir),
+        "web_enabled": False,
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "processing_guarantee": worker.processing_guarantee,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "consumer_auto_offset_reset": "earliest",
+    }
+    if kafka.security_protocol.startswith("SASL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=kafka.sasl_username or "",
+            password=password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=None,
+        )
+    return options
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    channels: Sequence[tuple[str, Connector]] | None = None,
+) -> StockcastApp:
+    """Build the worker: topics, tables, the ledger and publisher agents, HTTP service."""
+    metrics = metrics or Metrics.create()
+    topics = names.TopicNames.for_prefix(settings.kafka.topic_prefix)
+    app = faust.App(settings.worker.app_id, **faust_settings(settings))
+
+    sku_events = app.topic(topics.sku_events, key_type=bytes, value_type=bytes)
+    decisions = app.topic(topics.decisions, key_type=bytes, value_type=bytes)
+    stock_levels = app.topic(topics.stock_levels, key_type=bytes, value_type=bytes)
+    dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+    positions = app.Table(names.POSITIONS_TABLE, key_type=bytes, value_type=bytes)
+    lines = app.Table(names.LINES_TABLE, key_type=bytes, value_type=bytes)
+    decoder = codecs.SkuEventDecoder()
+
+    async def ledger_agent(stream: AsyncIterator[Any]) -> None:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            message = event.message
+            try:
+                sku_event = decoder.decode(event.key, event.value)
+            except codecs.InvalidEvent as invalid:
+                letter = DeadLetter.of(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=event.key,
+                    value=event.value,
+                    reason=invalid.reason,
+                    detail=invalid.detail,
+                )
+                metrics.dead_letters.labels(invalid.reason).inc()
+                await dead_letters.send(key=event.key, value=codecs.encode(letter))
+                continue
+            metrics.sku_events.labels(sku_event.type).inc()
+            sku_key = sku_event.sku.encode()
+            stored = positions.get(sku_key)
+            position = (
+                codecs.decode_position(stored) if stored else ledger.SkuPosition(sku_event.sku)
+            )
+            line_key = None
+            line = None
+            if isinstance(sku_event, OrderLinePlaced | OrderLineCancelled):
+                line_key = sku_event.line_key.encode()
+                stored_line = lines.get(line_key)
+                line = codecs.decode_line(stored_line) if stored_line else None
+
+            step = ledger.apply(position, line, sku_event)
+
+            if step.position != position:
+                positions[sku_key] = codecs.encode(step.position)
+            if line_key is not None and step.line != line and step.line is not None:
+                lines[line_key] = codecs.encode(step.line)
+            if step.decision is not None:
+                decision = step.decision
+                metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
+                metrics.decision_latency.observe(
+                    max(0.0, time.time() - decision.event_time_ms / 1000)
+                )
+                metrics.oversold_units.inc(step.oversold_units)
+                await decisions.send(key=sku_key, value=codecs.encode(decision))
+            if step.level is not None:
+                await stock_levels.send(key=sku_key, value=codecs.encode(step.level))
+
+    app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
+
+    publisher = Publisher(channels if channels is not None else build_connectors(settings), metrics)
+
+    async def publisher_agent(stream: AsyncIterator[bytes]) -> None:
+        async for value in stream:
+            publisher.offer(codecs.decode_level(value))
+
+    app.agent(stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
+
+    def status() -> dict[str, object]:
+        running = bool(app.started) and not app.should_stop
+        metrics.worker_up.set(1 if running and not app.rebalancing else 0)
+        return {"ok": running, "app_id": app.conf.id, "rebalancing": bool(app.rebalancing)}
+
+    http = _HttpService(
+        create_health_app(metrics.registry, status),
+        settings.worker.web_host,
+        settings.worker.web_port,
+    )
+    return StockcastApp(app, topics, (http, _PublisherService(publisher)), metrics)

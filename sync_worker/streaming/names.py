@@ -1,0 +1,51 @@
+"""Every persistent Kafka name, spelled out.
+
+Topic, table and agent names are data, not derived from module or function names,
+so renaming code renames nothing on the broker. The ``.v1`` suffix is the wire
+schema version (see ``sync_worker/schemas``). The prefix comes from settings so
+that several deployments (or test runs) can share one cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SKU_EVENTS = "sku-events.v1"
+"""Input, keyed by SKU: order lines and stock movements (order_line.*, stock.*)."""
+
+DECISIONS = "decisions.v1"
+"""Output, keyed by SKU: one order_line.decided per order-line placement."""
+
+STOCK_LEVELS = "stock-levels.v1"
+"""Output, keyed by SKU: stock.level_changed after every change to a position."""
+
+DEAD_LETTERS = "dead-letters.v1"
+"""Inputs that could not be handled, with the reason; nothing is dropped silently."""
+
+POSITIONS_TABLE = "sku-positions"
+"""Table: SKU -> SkuPosition."""
+
+LINES_TABLE = "order-lines"
+"""Table: order line key -> LineRecord, co-partitioned with its SKU."""
+
+LEDGER_AGENT = "ledger"
+PUBLISHER_AGENT = "publisher"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The full topic names for one deployment prefix."""
+
+    sku_events: str
+    decisions: str
+    stock_levels: str
+    dead_letters: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> TopicNames:
+        return cls(
+            sku_events=f"{prefix}.{SKU_EVENTS}",
+            decisions=f"{prefix}.{DECISIONS}",
+            stock_levels=f"{prefix}.{STOCK_LEVELS}",
+            dead_letters=f"{prefix}.{DEAD_LETTERS}",
+        )
