@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -87,58 +89,86 @@ def dev() -> None:
     """A local Apache Kafka (KRaft) for development, fetched and started by stockcast."""
 
 
-_brokers_option = click.option(
-    "--brokers", type=click.IntRange(1, 3), default=1, show_default=True,
-    help="1 for development, 3 for fault tests.",
-)
-_data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where broker data and logs live (default: var/kafka).",
-)
-_port_option = click.option(
-    "--port", type=int, default=None, help="First broker port (default 9092; broker i uses +i).",
-)
+def _dev_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that say which local cluster a `dev` command means."""
+    options = [
+        click.option(
+            "--brokers",
+            type=click.Choice(["1", "3"]),
+            default="1",
+            show_default=True,
+            help="1 for development, 3 for fault tests.",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Where broker data and logs live (default: var/kafka).",
+        ),
+        click.option(
+            "--port",
+            type=int,
+            default=None,
+            help="First broker port (default 9092; broker i uses port+i).",
+        ),
+        click.option(
+            "--controller-port",
+            type=int,
+            default=None,
+            help="First KRaft controller port (default 9192).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
-def _dev_config(brokers: int, data_dir: Path | None, port: int | None) -> devkafka.DevKafkaConfig:
-    config = devkafka.DevKafkaConfig(brokers=brokers)
+def _dev_config(
+    brokers: str, data_dir: Path | None, port: int | None, controller_port: int | None
+) -> devkafka.DevKafkaConfig:
+    config = devkafka.DevKafkaConfig(brokers=int(brokers))
     if data_dir is not None:
-        config = replace(config, data_dir=data_dir)
+        config = replace(config, data_dir=data_dir.resolve())
     if port is not None:
         config = replace(config, base_port=port)
+    if controller_port is not None:
+        config = replace(config, controller_base_port=controller_port)
     return config
 
 
+@dev.command("fetch")
+def dev_fetch() -> None:
+    """Download the pinned Kafka release from Maven Central (once; cached after)."""
+    try:
+        click.echo(devkafka.fetch(devkafka.DevKafkaConfig()))
+    except devkafka.DevKafkaError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @dev.command("up")
-@_brokers_option
-@_data_dir_option
-@_port_option
-def dev_up(brokers: int, data_dir: Path | None, port: int | None) -> None:
+@_dev_options
+def dev_up(**where: Any) -> None:
     """Fetch Kafka (first time only), start it, and wait until it answers."""
     try:
-        bootstrap = devkafka.up(_dev_config(brokers, data_dir, port))
+        bootstrap = devkafka.up(_dev_config(**where))
     except devkafka.DevKafkaError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"kafka up: {bootstrap}")
 
 
 @dev.command("down")
-@_brokers_option
-@_data_dir_option
-@_port_option
-def dev_down(brokers: int, data_dir: Path | None, port: int | None) -> None:
+@_dev_options
+def dev_down(**where: Any) -> None:
     """Stop the local brokers; data stays for the next `up`."""
-    devkafka.down(_dev_config(brokers, data_dir, port))
+    devkafka.down(_dev_config(**where))
     click.echo("kafka down")
 
 
 @dev.command("status")
-@_brokers_option
-@_data_dir_option
-@_port_option
-def dev_status(brokers: int, data_dir: Path | None, port: int | None) -> None:
+@_dev_options
+def dev_status(**where: Any) -> None:
     """Show each local broker: port, pid, alive. Exit 1 when any is down."""
-    nodes = devkafka.status(_dev_config(brokers, data_dir, port))
+    nodes = devkafka.status(_dev_config(**where))
     for node in nodes:
         state = "up" if node.alive else "down"
         click.echo(f"node {node.node_id}\tport {node.port}\tpid {node.pid or '-'}\t{state}")
@@ -147,8 +177,13 @@ def dev_status(brokers: int, data_dir: Path | None, port: int | None) -> None:
 
 
 @main.command()
-@click.option("--duration", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds of live selling before the summary.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds of live selling before the summary.",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Buyer simulation seed.")
 @click.option("--keep-broker", is_flag=True, help="Leave the local broker running afterwards.")
 def demo(duration: float, seed: int, keep_broker: bool) -> None:

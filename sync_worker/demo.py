@@ -164,11 +164,16 @@ async def _play(
     options: DemoOptions,
     console: Console,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
-                                enable_idempotence=True)
-    consumer = AIOKafkaConsumer(topics.decisions, topics.stock_levels,
-                                bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=2, enable_idempotence=True
+    )
+    consumer = AIOKafkaConsumer(
+        topics.decisions,
+        topics.stock_levels,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await producer.start()
     await consumer.start()
     try:

@@ -114,10 +114,21 @@ def create_app(
     topics = names.TopicNames.for_prefix(settings.kafka.topic_prefix)
     app = faust.App(settings.worker.app_id, **faust_settings(settings))
 
-    sku_events = app.topic(topics.sku_events, key_type=bytes, value_type=bytes)
-    decisions = app.topic(topics.decisions, key_type=bytes, value_type=bytes)
-    stock_levels = app.topic(topics.stock_levels, key_type=bytes, value_type=bytes)
-    dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+    def declared_topic(name: str) -> Any:
+        # internal=True: the worker creates its topics at start with the configured
+        # partitions, so the changelogs are co-partitioned with the SKU-keyed input.
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            internal=True,
+            partitions=settings.kafka.partitions,
+        )
+
+    sku_events = declared_topic(topics.sku_events)
+    decisions = declared_topic(topics.decisions)
+    stock_levels = declared_topic(topics.stock_levels)
+    dead_letters = declared_topic(topics.dead_letters)
     positions = app.Table(names.POSITIONS_TABLE, key_type=bytes, value_type=bytes)
     lines = app.Table(names.LINES_TABLE, key_type=bytes, value_type=bytes)
     decoder = codecs.SkuEventDecoder()
@@ -181,9 +192,16 @@ def create_app(
     app.agent(stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
 
     def status() -> dict[str, object]:
-        running = bool(app.started) and not app.should_stop
-        metrics.worker_up.set(1 if running and not app.rebalancing else 0)
-        return {"ok": running, "app_id": app.conf.id, "rebalancing": bool(app.rebalancing)}
+        # Ready means: partitions assigned and every table recovered from its changelog.
+        recovered = app.tables.recovery.completed.is_set()
+        ready = bool(app.started) and not app.should_stop and not app.rebalancing and recovered
+        metrics.worker_up.set(1 if ready else 0)
+        return {
+            "ok": ready,
+            "app_id": app.conf.id,
+            "rebalancing": bool(app.rebalancing),
+            "recovered": recovered,
+        }
 
     http = _HttpService(
         create_health_app(metrics.registry, status),

@@ -9,9 +9,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def create_health_app(registry: CollectorRegistry, status: Callable[[], dict[str, object]]) -> (
-    web.Application
-):
+def create_health_app(
+    registry: CollectorRegistry, status: Callable[[], dict[str, object]]
+) -> web.Application:
     """``status()`` reports liveness; it must include ``ok`` (bool)."""
 
     async def healthz(_: web.Request) -> web.Response:

@@ -1,0 +1,50 @@
+# The two commands of the README: `make demo` and `make test`. Both do all set-up
+# on a fresh machine: a virtualenv with the pinned packages, and Apache Kafka
+# fetched from Maven Central into deploy/kafka/.cache (first run only).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+# The test broker lives apart from the development one (port 9092, var/kafka),
+# so `make test` never touches a broker you are using.
+TEST_KAFKA_PORT := 19092
+TEST_KAFKA_CONTROLLER_PORT := 19192
+TEST_KAFKA_DIR := var/test-kafka
+TEST_KAFKA := --port $(TEST_KAFKA_PORT) --controller-port $(TEST_KAFKA_CONTROLLER_PORT) --data-dir $(TEST_KAFKA_DIR)
+
+.PHONY: demo test lint setup kafka clean
+
+demo: setup kafka
+	$(BIN)/stockcast demo $(DEMO_ARGS)
+
+test: setup kafka lint
+	@$(BIN)/stockcast dev up $(TEST_KAFKA)
+	@status=0; \
+	STOCKCAST_TEST_BOOTSTRAP=127.0.0.1:$(TEST_KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/stockcast dev down $(TEST_KAFKA); \
+	exit $$status
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $(STAMP)
+
+kafka: setup
+	$(BIN)/stockcast dev fetch
+
+clean:
+	-$(BIN)/stockcast dev down $(TEST_KAFKA)
+	-$(BIN)/stockcast dev down
+	rm -rf $(VENV) var deploy/kafka/.cache

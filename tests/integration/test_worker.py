@@ -1,0 +1,186 @@
+"""The worker daemon against the real broker: events in, table updated, events out."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from sync_worker.streaming.names import TopicNames
+from tests.integration.support import WorkerProcess, encoded, event, http_get
+
+pytestmark = pytest.mark.integration
+
+# A bound on waiting for messages that must arrive, not a speed requirement.
+ARRIVAL_TIMEOUT_S = 60.0
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def consume(bootstrap: str, topic: str, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` messages of ``topic`` in partition order, decoded."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    received: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
+            async for message in consumer:
+                received.append(orjson.loads(message.value))
+                if len(received) >= count:
+                    break
+    finally:
+        await consumer.stop()
+    return received
+
+
+def sku_message(payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    return payload["sku"].encode(), encoded(payload)
+
+
+async def test_orders_are_decided_table_kept_and_levels_emitted(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str, topics: TopicNames
+) -> None:
+    worker = worker_factory()
+    worker.start()
+    await produce(
+        kafka_bootstrap,
+        topics.sku_events,
+        [
+            sku_message(event("stock.counted", event_id="c1", sku="A", quantity=5)),
+            sku_message(
+                event("order_line.placed", event_id="p1", sku="A", order_id="o1", quantity=3)
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p1", sku="A", order_id="o1", quantity=3)
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p2", sku="A", order_id="o2", quantity=3)
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p3", sku="B", order_id="o3", quantity=1)
+            ),
+            sku_message(
+                event(
+                    "order_line.cancelled",
+                    event_id="x1",
+                    sku="A",
+                    order_id="o1",
+                    reason="buyer_cancelled",
+                )
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p4", sku="A", order_id="o4", quantity=5)
+            ),
+        ],
+    )
+
+    decisions = await consume(kafka_bootstrap, topics.decisions, 5)
+    by_event = {(d["event_id"], d["outcome"]): d for d in decisions}
+    assert set(by_event) == {
+        ("p1", "accepted"),
+        ("p1", "duplicate"),
+        ("p2", "rejected"),
+        ("p3", "rejected"),
+        ("p4", "accepted"),
+    }
+    assert by_event[("p2", "rejected")]["reason"] == "insufficient_stock"
+    assert by_event[("p3", "rejected")]["reason"] == "unknown_sku"
+
+    levels = await consume(kafka_bootstrap, topics.stock_levels, 4)
+    last_a = max((lvl for lvl in levels if lvl["sku"] == "A"), key=lambda lvl: lvl["version"])
+    assert (last_a["on_hand"], last_a["committed"], last_a["sellable"]) == (5, 5, 0)
+    assert [lvl["version"] for lvl in levels] == [1, 2, 3, 4]
+
+    status, body = http_get(f"{worker.url}/metrics")
+    assert status == 200
+    assert b'stockcast_order_lines_decided_total{outcome="accepted",reason=""} 2.0' in body
+    assert b"stockcast_oversold_units_total 0.0" in body
+
+
+async def test_bad_input_goes_to_dead_letters_with_a_reason(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str, topics: TopicNames
+) -> None:
+    worker_factory().start()
+    negative = event("order_line.placed", event_id="n1", sku="A", quantity=-2)
+    await produce(
+        kafka_bootstrap,
+        topics.sku_events,
+        [
+            (b"A", b"{not json"),
+            sku_message(negative),
+            (b"A", encoded(event("stock.counted", event_id="c1", sku="B", quantity=1))),
+            sku_message(event("stock.exploded", event_id="e1", sku="A")),
+        ],
+    )
+    letters = await consume(kafka_bootstrap, topics.dead_letters, 4)
+    assert sorted(letter["reason"] for letter in letters) == [
+        "key_mismatch",
+        "malformed_json",
+        "schema_violation",
+        "unknown_type",
+    ]
+    malformed = next(letter for letter in letters if letter["reason"] == "malformed_json")
+    assert malformed["value"] == "{not json"
+    assert malformed["source_topic"] == topics.sku_events
+
+
+async def test_restart_recovers_the_table_from_its_changelog(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str, topics: TopicNames
+) -> None:
+    first = worker_factory()
+    first.start()
+    await produce(
+        kafka_bootstrap,
+        topics.sku_events,
+        [
+            sku_message(event("stock.counted", event_id="c1", sku="A", quantity=5)),
+            sku_message(
+                event("order_line.placed", event_id="p1", sku="A", order_id="o1", quantity=3)
+            ),
+        ],
+    )
+    await consume(kafka_bootstrap, topics.decisions, 1)
+    first.stop()
+    # Lose the local RocksDB entirely: only the Kafka changelog can bring the state back.
+    shutil.rmtree(first.data_dir)
+
+    second = worker_factory()
+    second.start()
+    await produce(
+        kafka_bootstrap,
+        topics.sku_events,
+        [
+            sku_message(
+                event("order_line.placed", event_id="p1", sku="A", order_id="o1", quantity=3)
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p2", sku="A", order_id="o2", quantity=3)
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p3", sku="A", order_id="o3", quantity=2)
+            ),
+        ],
+    )
+    decisions = await consume(kafka_bootstrap, topics.decisions, 4)
+    assert [(d["event_id"], d["outcome"], d["reason"]) for d in decisions] == [
+        ("p1", "accepted", None),
+        ("p1", "duplicate", None),
+        ("p2", "rejected", "insufficient_stock"),
+        ("p3", "accepted", None),
+    ]
