@@ -1,0 +1,120 @@
+"""The whole loop in one process, no broker: simulated buyers -> stockcast's edge decoder
+and ledger -> simulator connector -> the simulator's rooms over real HTTP.
+
+This is the cheapest check that what the simulator publishes is what stockcast accepts,
+and that what stockcast pushes is what the rooms apply.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from connectors.base import StockUpdate
+from connectors.simulator.buyers import (
+    Burst,
+    BuyerStats,
+    Scenario,
+    SkuSpec,
+    build_rooms,
+    initial_stock_messages,
+    run_buyers,
+)
+from connectors.simulator.clock import VirtualClock
+from connectors.simulator.connector import SimulatorConnector
+from connectors.simulator.rooms import LiveRoom
+from connectors.simulator.server import create_app, start_server
+from sync_worker.domain import ledger
+from sync_worker.domain.events import (
+    OrderLineCancelled,
+    OrderLinePlaced,
+    Outcome,
+    RejectReason,
+)
+from sync_worker.domain.ledger import LineRecord, SkuPosition
+from sync_worker.streaming.codecs import SkuEventDecoder
+
+STOCK = 30
+
+
+@dataclass
+class InProcessStockcast:
+    """stockcast's decide-and-push path without Kafka: decode, apply, push to every room."""
+
+    rooms: dict[str, LiveRoom]
+    connector: SimulatorConnector | None
+    decoder: SkuEventDecoder = field(default_factory=SkuEventDecoder)
+    positions: dict[str, SkuPosition] = field(default_factory=dict)
+    lines: dict[str, LineRecord] = field(default_factory=dict)
+    outcomes: Counter[tuple[Outcome, RejectReason | None]] = field(default_factory=Counter)
+
+    async def __call__(self, key: bytes, value: bytes) -> None:
+        event = self.decoder.decode(key, value)
+        position = self.positions.get(event.sku, SkuPosition(event.sku))
+        line_key = (
+            event.line_key if isinstance(event, OrderLinePlaced | OrderLineCancelled) else None
+        )
+        step = ledger.apply(position, None if line_key is None else self.lines.get(line_key), event)
+        self.positions[event.sku] = step.position
+        if line_key is not None and step.line is not None:
+            self.lines[line_key] = step.line
+        if step.decision is not None:
+            self.outcomes[step.decision.outcome, step.decision.reason] += 1
+        if step.level is not None and self.connector is not None:
+            for channel in self.rooms:
+                level = step.level
+                update = StockUpdate(
+                    channel, level.sku, level.sellable, level.version, level.event_time_ms
+                )
+                await self.connector.push_stock(update)
+
+
+def loop_scenario() -> Scenario:
+    return Scenario(
+        skus=(SkuSpec("lipstick", 1.0, STOCK),),
+        base_rate_per_s=20.0,
+        burst=Burst("lipstick", start_s=1.0, duration_s=1.0, rate_multiplier=20.0),
+        cancel_probability=0.1,
+        duplicate_probability=0.1,
+        seed=11,
+    )
+
+
+async def run_loop(push_back: bool) -> tuple[InProcessStockcast, BuyerStats]:
+    scenario = loop_scenario()
+    rooms = build_rooms(scenario)
+    async with await start_server(create_app(rooms)) as server:
+        connector = SimulatorConnector.from_options({"base_url": server.url})
+        await connector.start()
+        stockcast = InProcessStockcast(rooms, connector if push_back else None)
+        try:
+            for key, value in initial_stock_messages(scenario, event_time_ms=1):
+                await stockcast(key, value)
+            stats = await run_buyers(scenario, rooms, stockcast, 4.0, VirtualClock())
+        finally:
+            await connector.close()
+    return stockcast, stats
+
+
+async def test_with_pushes_the_rooms_follow_stockcast_and_nothing_is_oversold() -> None:
+    stockcast, stats = await run_loop(push_back=True)
+
+    position = stockcast.positions["lipstick"]
+    assert stats.refused_sold_out > 0  # the burst emptied the rooms
+    assert stockcast.outcomes[Outcome.REJECTED, RejectReason.INSUFFICIENT_STOCK] == 0
+    assert stockcast.outcomes[Outcome.DUPLICATE, None] > 0  # redeliveries changed nothing
+    assert position.committed <= position.on_hand == STOCK
+    for room in stockcast.rooms.values():
+        assert room.displayed("lipstick") == position.sellable
+        assert room.last_version("lipstick") == position.version
+
+
+async def test_without_pushes_the_rooms_oversell_and_stockcast_rejects_the_excess() -> None:
+    stockcast, stats = await run_loop(push_back=False)
+
+    position = stockcast.positions["lipstick"]
+    accepted = stockcast.outcomes[Outcome.ACCEPTED, None]
+    oversold = stockcast.outcomes[Outcome.REJECTED, RejectReason.INSUFFICIENT_STOCK]
+    assert oversold > 0
+    assert stats.placed_lines == accepted + oversold  # each line decided once
+    assert position.committed <= position.on_hand == STOCK
