@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +140,9 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
             _stop_worker(worker)
         if not (broker_was_running or options.keep_broker):
             await asyncio.to_thread(devkafka.down, kafka)
-    console.print("\n".join(tally.summary_lines()))
+    console.print()  # the live view's last frame may leave the cursor mid-line
+    console.print("summary", style="bold")
+    console.print("\n".join(tally.summary_lines()), highlight=False)
     return 0 if tally.oversold_units() == 0 and tally.accepted_twice == 0 else 1
 
 

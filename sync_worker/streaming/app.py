@@ -9,13 +9,14 @@ emit. Pushing to platforms happens in the publisher, outside the stateful stream
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 import mode
 from aiohttp import web
+from faust.tables.manager import TableManager
 
 from connectors import registry
 from connectors.base import Connector
@@ -39,7 +40,7 @@ class StockcastApp:
     metrics: Metrics
 
 
-class _HttpService(mode.Service):  # type: ignore[misc]
+class _HttpService(mode.Service):
     def __init__(self, app: web.Application, host: str, port: int) -> None:
         super().__init__()
         self._runner = web.AppRunner(app)
@@ -53,7 +54,7 @@ class _HttpService(mode.Service):  # type: ignore[misc]
         await self._runner.cleanup()
 
 
-class _PublisherService(mode.Service):  # type: ignore[misc]
+class _PublisherService(mode.Service):
     def __init__(self, publisher: Publisher) -> None:
         super().__init__()
         self.publisher = publisher
@@ -115,14 +116,10 @@ def create_app(
     app = faust.App(settings.worker.app_id, **faust_settings(settings))
 
     def declared_topic(name: str) -> Any:
-        # internal=True: the worker creates its topics at start with the configured
-        # partitions, so the changelogs are co-partitioned with the SKU-keyed input.
+        # Created before start by ``ensure_topics``; declared here with the same
+        # partitions so faust co-partitions the table changelogs with the input.
         return app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            internal=True,
-            partitions=settings.kafka.partitions,
+            name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
         )
 
     sku_events = declared_topic(topics.sku_events)
@@ -133,8 +130,8 @@ def create_app(
     lines = app.Table(names.LINES_TABLE, key_type=bytes, value_type=bytes)
     decoder = codecs.SkuEventDecoder()
 
-    async def ledger_agent(stream: AsyncIterator[Any]) -> None:
-        async for event in stream.events():  # type: ignore[attr-defined]
+    async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
             message = event.message
             try:
                 sku_event = decoder.decode(event.key, event.value)
@@ -185,7 +182,7 @@ def create_app(
 
     publisher = Publisher(channels if channels is not None else build_connectors(settings), metrics)
 
-    async def publisher_agent(stream: AsyncIterator[bytes]) -> None:
+    async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             publisher.offer(codecs.decode_level(value))
 
@@ -193,7 +190,7 @@ def create_app(
 
     def status() -> dict[str, object]:
         # Ready means: partitions assigned and every table recovered from its changelog.
-        recovered = app.tables.recovery.completed.is_set()
+        recovered = cast(TableManager, app.tables).recovery.completed.is_set()
         ready = bool(app.started) and not app.should_stop and not app.rebalancing and recovered
         metrics.worker_up.set(1 if ready else 0)
         return {

@@ -1,0 +1,39 @@
+"""Creates the worker's topics before it subscribes.
+
+faust declares internal topics while the consumer is already subscribing; a topic
+created a moment later is only noticed at the next metadata refresh, minutes away.
+Creating them first, with the configured partitions, removes that race.
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from sync_worker.config import KafkaSettings
+from sync_worker.streaming.names import TopicNames
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
+    """Create any missing topic of ``topics``; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, kafka.partitions, kafka.replication_factor)
+            for name in (
+                topics.sku_events,
+                topics.decisions,
+                topics.stock_levels,
+                topics.dead_letters,
+            )
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker of the group created them first
+    finally:
+        await admin.close()
