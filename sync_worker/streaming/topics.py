@@ -7,6 +7,8 @@ Creating them first, with the configured partitions, removes that race.
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -30,10 +32,9 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
             )
             if name not in existing
         ]
-        if missing:
-            try:
+        # Another worker of the group may have created them a moment ago.
+        with contextlib.suppress(TopicAlreadyExistsError):
+            if missing:
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker of the group created them first
     finally:
         await admin.close()
