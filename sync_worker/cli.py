@@ -126,7 +126,9 @@ def _dev_options(command: Callable[..., None]) -> Callable[..., None]:
 def _dev_config(
     brokers: str, data_dir: Path | None, port: int | None, controller_port: int | None
 ) -> devkafka.DevKafkaConfig:
-    config = devkafka.DevKafkaConfig(brokers=int(brokers))
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else "java"
+    config = devkafka.DevKafkaConfig(brokers=int(brokers), java=java)
     if data_dir is not None:
         config = replace(config, data_dir=data_dir.resolve())
     if port is not None:

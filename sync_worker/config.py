@@ -96,6 +96,10 @@ def load_settings_file(path: Path | None, env: Mapping[str, str]) -> Settings:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SettingsError([f"{path}: {error.strerror}"]) from None
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            [f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"]
+        ) from None
     return load_settings(text, env)
 
 

@@ -62,6 +62,8 @@ class DevKafkaConfig:
     kafka_version: str = KAFKA_VERSION
     deploy_dir: Path = DEPLOY_DIR
     heap: str = "512m"
+    java: str = "java"
+    """The java executable; the CLI passes $JAVA_HOME/bin/java when JAVA_HOME is set."""
     extra_properties: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -161,10 +163,8 @@ def new_cluster_id() -> str:
 
 def java_command(config: DevKafkaConfig, node_id: int, main: str, *args: str) -> list[str]:
     """The ``java`` argv running ``main`` for a node on the fetched classpath."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else "java"
     return [
-        java,
+        config.java,
         f"-Xmx{config.heap}",
         "-Xms128m",
         "-XX:+UseG1GC",

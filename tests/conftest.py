@@ -15,6 +15,15 @@ from sync_worker import devkafka
 TEST_PORT = 19092
 TEST_CONTROLLER_PORT = 19192
 
+# Layer by directory, so `-m unit` never needs a broker and no test forgets its marker.
+_LAYER_MARKERS = {"unit": "unit", "property": "unit", "integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = Path(item.path).relative_to(Path(__file__).parent).parts[0]
+        item.add_marker(_LAYER_MARKERS[layer])
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:

@@ -8,6 +8,7 @@ emit. Pushing to platforms happens in the publisher, outside the stateful stream
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "autodiscover": False,
         "store": "rocksdb://",
         "datadir": str(worker.data_dir),
-        "web_enabled": False,
+        "web_enabled": False,  # our own aiohttp service serves /healthz and /metrics
+        "web_bind": worker.web_host,
+        "web_port": worker.web_port,
         "topic_partitions": kafka.partitions,
         "topic_replication_factor": kafka.replication_factor,
         "processing_guarantee": worker.processing_guarantee,
@@ -93,14 +96,18 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
     }
+    # TLS verifies the brokers against the system's CA store.
+    tls = ssl.create_default_context() if kafka.security_protocol.endswith("SSL") else None
     if kafka.security_protocol.startswith("SASL"):
         password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
         options["broker_credentials"] = faust.SASLCredentials(
             username=kafka.sasl_username or "",
             password=password,
             mechanism=kafka.sasl_mechanism,
-            ssl_context=None,
+            ssl_context=tls,
         )
+    elif tls is not None:
+        options["broker_credentials"] = faust.SSLCredentials(tls)
     return options
 
 

@@ -76,6 +76,9 @@ class SkuEventDecoder:
             self._validators[event_type](payload)  # type: ignore[index]
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidEvent("schema_violation", error.message) from None
+        # JSON Schema counts 2.0 as an integer; the domain must only ever see ints.
+        if any(type(field) is float for field in payload.values()):
+            raise InvalidEvent("schema_violation", "numbers must be written as integers")
         event = event_class(**payload)
         if key is not None and key.decode("utf-8", "replace") != event.sku:
             raise InvalidEvent("key_mismatch", f"message key {key!r} is not the SKU {event.sku!r}")
