@@ -24,7 +24,7 @@ demo: setup kafka
 test: setup kafka lint
 	@$(BIN)/stockcast dev up $(TEST_KAFKA)
 	@status=0; \
-	STOCKCAST_TEST_BOOTSTRAP=127.0.0.1:$(TEST_KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	TEST_KAFKA_BOOTSTRAP=127.0.0.1:$(TEST_KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/stockcast dev down $(TEST_KAFKA); \
 	exit $$status
 

@@ -13,7 +13,7 @@ import click
 import orjson
 
 from sync_worker import devkafka
-from sync_worker.config import Settings, SettingsError, load_settings_file
+from sync_worker.config import CONFIG_PATH_ENV, Settings, SettingsError, load_settings_file
 
 DEFAULT_CONFIG = Path("stockcast.toml")
 
@@ -31,7 +31,7 @@ _config_option = click.option(
     "--config",
     "-c",
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STOCKCAST_CONFIG",
+    envvar=CONFIG_PATH_ENV,
     help="Settings file (default: ./stockcast.toml if present). "
     "STOCKCAST_<SECTION>__<KEY> variables override it.",
 )

@@ -11,12 +11,32 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    WrapSerializer,
+)
 
 ENV_PREFIX = "STOCKCAST_"
+CONFIG_PATH_ENV = "STOCKCAST_CONFIG"
+"""Names the settings file; read by the CLI, not a setting itself."""
 _NESTING = "__"
+
+
+_V = TypeVar("_V")
+_ReadOnly = Annotated[
+    Mapping[str, _V],
+    AfterValidator(MappingProxyType),
+    WrapSerializer(lambda mapping, nested: nested(dict(mapping))),
+]
+"""A mapping that stays read-only after validation, as the rest of the settings are."""
 
 
 class _Frozen(BaseModel):
@@ -48,8 +68,8 @@ class ChannelSettings(_Frozen):
 
     name: Annotated[str, Field(min_length=1)]
     connector: Annotated[str, Field(min_length=1)]
-    options: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    options: _ReadOnly[str] = Field(default_factory=dict)
+    secrets: _ReadOnly[SecretStr] = Field(default_factory=dict)
 
 
 class Settings(_Frozen):
@@ -106,7 +126,7 @@ def load_settings_file(path: Path | None, env: Mapping[str, str]) -> Settings:
 def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
     problems = []
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition(_NESTING)
         if not key or section not in Settings.model_fields or section == "channels":

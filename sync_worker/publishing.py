@@ -29,7 +29,7 @@ from sync_worker.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 5
-_backoff = wait_exponential_jitter(initial=0.05, max=5.0)
+_backoff = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)
 
 
 def _wait(state: RetryCallState) -> float:
@@ -110,6 +110,11 @@ class Publisher:
         except ConnectorError as error:
             self._metrics.pushes.labels(platform, "failed").inc()
             log.warning("push to %s failed for good: %s", channel.name, error)
+            return
+        except Exception:
+            # A connector breaking its contract must not silence its channel for good.
+            self._metrics.pushes.labels(platform, "error").inc()
+            log.exception("connector of %s broke its contract", channel.name)
             return
         channel.acknowledged[update.sku] = update.version
         self._metrics.pushes.labels(platform, "ok").inc()

@@ -1,5 +1,5 @@
 """Shared fixtures. The broker is real: `make test` starts it and passes its address in
-``STOCKCAST_TEST_BOOTSTRAP``; a bare `pytest` starts its own on the test ports."""
+``TEST_KAFKA_BOOTSTRAP``; a bare `pytest` starts its own on the test ports."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of the real test broker."""
-    given = os.environ.get("STOCKCAST_TEST_BOOTSTRAP")
+    given = os.environ.get("TEST_KAFKA_BOOTSTRAP")
     if given:
         yield given
         return

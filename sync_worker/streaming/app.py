@@ -89,6 +89,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "web_enabled": False,  # our own aiohttp service serves /healthz and /metrics
         "web_bind": worker.web_host,
         "web_port": worker.web_port,
+        "web_transport": "tcp://",
         "topic_partitions": kafka.partitions,
         "topic_replication_factor": kafka.replication_factor,
         "processing_guarantee": worker.processing_guarantee,
