@@ -63,6 +63,13 @@ class WorkerSettings(_Frozen):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class LedgerSettings(_Frozen):
+    """Defaults for SKUs without their own safety reserve (product tiers refine them)."""
+
+    default_reserve_percent: Annotated[int, Field(ge=0, le=100)] = 5
+    default_reserve_units: Annotated[int, Field(ge=0)] = 0
+
+
 class ChannelSettings(_Frozen):
     """A shop or live room that stock counts are pushed to."""
 
@@ -75,6 +82,7 @@ class ChannelSettings(_Frozen):
 class Settings(_Frozen):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     channels: tuple[ChannelSettings, ...] = ()
 
     def masked(self) -> dict[str, Any]:

@@ -1,92 +1,269 @@
 """The canonical events of stockcast: what happened to a SKU, and what stockcast decided.
 
-These dataclasses are the public contract. Their JSON form (``type`` discriminator,
-``schema_version``) is published as JSON Schema under ``sync_worker/schemas``; a
-change to a field is a change to the contract and bumps ``SCHEMA_VERSION``.
+These dataclasses are the public contract. Each field's ``metadata`` holds its JSON
+Schema constraints; ``sync_worker.streaming.schemas`` turns them into the files
+under ``sync_worker/schemas`` (a test keeps the two identical). Removing or
+retyping a field is a new major version on a new topic.
 
-Stdlib only: validation against the contract happens at the edge
-(``sync_worker.streaming.codecs``), so the domain receives well-formed values.
+Stdlib only: validation happens at the edge, so the domain receives well-formed values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 SCHEMA_VERSION = 1
+MAX_QUANTITY = 1_000_000
+MAX_STOCK = 1_000_000_000
+
+
+def spec(description: str, **constraints: Any) -> Any:
+    """A field carrying its documentation and JSON Schema constraints."""
+    return field(metadata={"description": description, **constraints})
+
+
+def optional_spec(default: Any, description: str, **constraints: Any) -> Any:
+    return field(default=default, metadata={"description": description, **constraints})
+
+
+_ID = {"minLength": 1, "maxLength": 200}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderLinePlaced:
-    """A buyer placed an order line on a platform; stock must be decided for it."""
+class _Event:
+    event_id: str = spec("Unique per event; a redelivery carries the same id.", **_ID)
+    sku: str = spec("The SKU; also the Kafka message key.", **_ID)
+    event_time_ms: int = spec("When it happened, Unix epoch milliseconds.", minimum=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OrderLineEvent(_Event):
+    platform: str = spec("Platform name, e.g. tiktok, douyin, shopify.", **_ID)
+    channel: str = spec("The shop or live room on that platform.", **_ID)
+    order_id: str = spec("The platform's order id.", **_ID)
+    line_id: str = spec(
+        "The line within the order; (platform, order_id, line_id) is unique.", **_ID
+    )
+
+    @property
+    def line_key(self) -> str:
+        return line_key(self.platform, self.order_id, self.line_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderLinePlaced(_OrderLineEvent):
+    """A buyer placed an order line; stockcast accepts or rejects it."""
 
     type: Literal["order_line.placed"] = "order_line.placed"
     schema_version: Literal[1] = 1
-    event_id: str
-    platform: str
-    channel: str
-    order_id: str
-    line_id: str
-    sku: str
-    quantity: int
-    buyer_id: str
-    region: str | None = None
-    event_time_ms: int
-
-    @property
-    def line_key(self) -> str:
-        return line_key(self.platform, self.order_id, self.line_id)
+    quantity: int = spec("Units ordered.", minimum=1, maximum=MAX_QUANTITY)
+    buyer_id: str = spec("The buyer as the platform identifies them.", **_ID)
+    region: str | None = optional_spec(None, "Shipping region code, if known.", maxLength=64)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderLineCancelled:
-    """The buyer or the platform cancelled an order line (including unpaid timeout)."""
+class OrderLinePaid(_OrderLineEvent):
+    """The buyer paid; the units stay committed until shipped or cancelled."""
+
+    type: Literal["order_line.paid"] = "order_line.paid"
+    schema_version: Literal[1] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderLineCancelled(_OrderLineEvent):
+    """Cancelled before shipping (buyer, platform, unpaid timeout): held units return."""
 
     type: Literal["order_line.cancelled"] = "order_line.cancelled"
     schema_version: Literal[1] = 1
-    event_id: str
-    platform: str
-    channel: str
-    order_id: str
-    line_id: str
-    sku: str
-    reason: str
-    event_time_ms: int
-
-    @property
-    def line_key(self) -> str:
-        return line_key(self.platform, self.order_id, self.line_id)
+    reason: str = spec("Why, e.g. buyer_cancelled, unpaid_timeout.", **_ID)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StockCounted:
-    """A physical count: on hand becomes exactly ``quantity``."""
+class OrderLineRefunded(_OrderLineEvent):
+    """Money went back. Before shipping it releases the units like a cancellation;
+    after shipping it changes no stock (returned units arrive as return events)."""
 
-    type: Literal["stock.counted"] = "stock.counted"
+    type: Literal["order_line.refunded"] = "order_line.refunded"
     schema_version: Literal[1] = 1
-    event_id: str
-    sku: str
-    quantity: int
-    actor: str
-    event_time_ms: int
+    reason: str = spec("Why, e.g. out_of_stock, buyer_request.", **_ID)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StockReceived:
-    """Units arrived and are on hand now: on hand grows by ``quantity``."""
+class OrderLineShipped(_OrderLineEvent):
+    """The units left the warehouse: on hand and committed both drop."""
+
+    type: Literal["order_line.shipped"] = "order_line.shipped"
+    schema_version: Literal[1] = 1
+    quantity: int = spec("Units shipped.", minimum=1, maximum=MAX_QUANTITY)
+    warehouse: str = optional_spec("main", "Warehouse the units left.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderLineReturnReceived(_OrderLineEvent):
+    """Returned units arrived and wait for inspection (returns pending)."""
+
+    type: Literal["order_line.return_received"] = "order_line.return_received"
+    schema_version: Literal[1] = 1
+    quantity: int = spec("Units received back.", minimum=1, maximum=MAX_QUANTITY)
+    warehouse: str = optional_spec("main", "Warehouse that received them.", **_ID)
+
+
+class InspectionResult(StrEnum):
+    RESTOCK = "restock"
+    DAMAGED = "damaged"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderLineReturnInspected(_OrderLineEvent):
+    """Inspection ended: units go back on hand, sellable or (damaged) unavailable."""
+
+    type: Literal["order_line.return_inspected"] = "order_line.return_inspected"
+    schema_version: Literal[1] = 1
+    quantity: int = spec("Units inspected.", minimum=1, maximum=MAX_QUANTITY)
+    result: InspectionResult = spec("restock or damaged.")
+    warehouse: str = optional_spec("main", "Warehouse that inspected them.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StockEvent(_Event):
+    actor: str = spec("Who did it: a person, a system, a connector.", **_ID)
+    warehouse: str = optional_spec("main", "The warehouse concerned.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockReceived(_StockEvent):
+    """Units arrived and are on hand now; ``batch_id`` closes an announced incoming batch."""
 
     type: Literal["stock.received"] = "stock.received"
     schema_version: Literal[1] = 1
-    event_id: str
-    sku: str
-    quantity: int
-    actor: str
-    event_time_ms: int
+    quantity: int = spec("Units received.", minimum=1, maximum=MAX_STOCK)
+    batch_id: str | None = optional_spec(
+        None, "The incoming batch this receipt closes.", maxLength=200
+    )
 
 
-SkuEvent = OrderLinePlaced | OrderLineCancelled | StockCounted | StockReceived
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockCounted(_StockEvent):
+    """A physical count: the warehouse's on hand becomes exactly ``quantity``."""
+
+    type: Literal["stock.counted"] = "stock.counted"
+    schema_version: Literal[1] = 1
+    quantity: int = spec("Units counted on hand.", minimum=0, maximum=MAX_STOCK)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockAdjusted(_StockEvent):
+    """A correction of on hand by ``delta`` units, with a reason code."""
+
+    type: Literal["stock.adjusted"] = "stock.adjusted"
+    schema_version: Literal[1] = 1
+    delta: int = spec(
+        "Units added (positive) or removed (negative).", minimum=-MAX_STOCK, maximum=MAX_STOCK
+    )
+    reason: str = spec("Reason code, e.g. found, lost, sample, correction.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockUnavailableChanged(_StockEvent):
+    """Units on hand put on (positive) or taken off (negative) hold: damaged, quality control."""
+
+    type: Literal["stock.unavailable_changed"] = "stock.unavailable_changed"
+    schema_version: Literal[1] = 1
+    delta: int = spec(
+        "Units made unavailable (positive) or available again (negative).",
+        minimum=-MAX_STOCK,
+        maximum=MAX_STOCK,
+    )
+    reason: str = spec("Reason code, e.g. damaged, qc_hold, qc_released.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockTransferredOut(_StockEvent):
+    """Units left this warehouse for another (or another channel's stock)."""
+
+    type: Literal["stock.transferred_out"] = "stock.transferred_out"
+    schema_version: Literal[1] = 1
+    quantity: int = spec("Units sent.", minimum=1, maximum=MAX_STOCK)
+    transfer_id: str = spec("Pairs the out and in halves of one transfer.", **_ID)
+    destination: str = spec("Where they go.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockTransferredIn(_StockEvent):
+    """Units arrived in this warehouse from a transfer."""
+
+    type: Literal["stock.transferred_in"] = "stock.transferred_in"
+    schema_version: Literal[1] = 1
+    quantity: int = spec("Units arrived.", minimum=1, maximum=MAX_STOCK)
+    transfer_id: str = spec("Pairs the out and in halves of one transfer.", **_ID)
+    source: str = spec("Where they came from.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockIncomingAnnounced(_StockEvent):
+    """A batch is in transit: ``quantity`` units expected at ``eta_ms``."""
+
+    type: Literal["stock.incoming_announced"] = "stock.incoming_announced"
+    schema_version: Literal[1] = 1
+    batch_id: str = spec("Identifies the batch; a receipt with this id closes it.", **_ID)
+    quantity: int = spec("Units expected.", minimum=1, maximum=MAX_STOCK)
+    eta_ms: int = spec("Expected arrival, Unix epoch milliseconds.", minimum=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SafetyReserveChanged(_StockEvent):
+    """The safety reserve kept back from sale: fixed units, a percent of on hand, or both
+    (the larger wins)."""
+
+    type: Literal["stock.safety_reserve_changed"] = "stock.safety_reserve_changed"
+    schema_version: Literal[1] = 1
+    units: int = optional_spec(0, "Units always kept back.", minimum=0, maximum=MAX_STOCK)
+    percent: int = optional_spec(0, "Percent of on hand kept back.", minimum=0, maximum=100)
+
+
+OrderLineEvent = (
+    OrderLinePlaced
+    | OrderLinePaid
+    | OrderLineCancelled
+    | OrderLineRefunded
+    | OrderLineShipped
+    | OrderLineReturnReceived
+    | OrderLineReturnInspected
+)
+StockEvent = (
+    StockReceived
+    | StockCounted
+    | StockAdjusted
+    | StockUnavailableChanged
+    | StockTransferredOut
+    | StockTransferredIn
+    | StockIncomingAnnounced
+    | SafetyReserveChanged
+)
+SkuEvent = OrderLineEvent | StockEvent
 """Everything that arrives on the SKU-keyed input topic."""
+
+ORDER_LINE_EVENTS: tuple[type[OrderLineEvent], ...] = (
+    OrderLinePlaced,
+    OrderLinePaid,
+    OrderLineCancelled,
+    OrderLineRefunded,
+    OrderLineShipped,
+    OrderLineReturnReceived,
+    OrderLineReturnInspected,
+)
+STOCK_EVENTS: tuple[type[StockEvent], ...] = (
+    StockReceived,
+    StockCounted,
+    StockAdjusted,
+    StockUnavailableChanged,
+    StockTransferredOut,
+    StockTransferredIn,
+    StockIncomingAnnounced,
+    SafetyReserveChanged,
+)
 
 
 class RejectReason(StrEnum):
@@ -99,44 +276,79 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
-    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderLineDecided:
-    """stockcast's answer to one order-line event; a rejection asks the platform to cancel."""
+class OrderLineDecided(_OrderLineEvent):
+    """stockcast's answer to an order-line placement. A redelivered placement is answered
+    ``duplicate`` with the original outcome in ``original_outcome``."""
 
     type: Literal["order_line.decided"] = "order_line.decided"
     schema_version: Literal[1] = 1
-    event_id: str
-    platform: str
-    channel: str
-    order_id: str
-    line_id: str
-    sku: str
-    quantity: int
-    outcome: Outcome
-    reason: RejectReason | None = None
-    position_version: int
-    event_time_ms: int
+    quantity: int = spec("Units ordered.", minimum=1, maximum=MAX_QUANTITY)
+    outcome: Outcome = spec("accepted, rejected or duplicate.")
+    reason: RejectReason | None = optional_spec(None, "Why it was rejected; null otherwise.")
+    original_outcome: Outcome | None = optional_spec(
+        None, "For a duplicate: what the first delivery was answered."
+    )
+    position_version: int = spec("The SKU's version the decision was taken against.", minimum=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancellationRequested(_OrderLineEvent):
+    """stockcast asks the platform to cancel a line it could not accept."""
+
+    type: Literal["order_line.cancellation_requested"] = "order_line.cancellation_requested"
+    schema_version: Literal[1] = 1
+    reason: RejectReason = spec("Why the line cannot be fulfilled.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StockLevelChanged:
-    """The SKU's position after a change; ``version`` orders pushes so stale ones are dropped."""
+    """The SKU's position after a change; ``version`` orders them (keep the highest)."""
 
     type: Literal["stock.level_changed"] = "stock.level_changed"
     schema_version: Literal[1] = 1
-    sku: str
-    on_hand: int
-    committed: int
-    safety_reserve: int
-    sellable: int
-    version: int
-    cause_event_id: str
-    event_time_ms: int
+    sku: str = spec("The SKU; also the Kafka message key.", **_ID)
+    on_hand: int = spec("Units on hand, all warehouses.")
+    committed: int = spec("Accepted, not yet shipped or released.", minimum=0)
+    safety_reserve: int = spec("Units kept back from sale.", minimum=0)
+    unavailable: int = spec("On hand but damaged or on hold.", minimum=0)
+    returns_pending: int = spec("Returned units awaiting inspection.", minimum=0)
+    incoming: int = spec("Units in transit.", minimum=0)
+    sellable: int = spec(
+        "on hand - committed - safety reserve - unavailable, never below 0.", minimum=0
+    )
+    version: int = spec("Grows by one with every change.", minimum=1)
+    cause_event_id: str = spec("The event that caused this change.", **_ID)
+    event_time_ms: int = spec("That event's time, Unix epoch milliseconds.", minimum=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """Who changed what, why, and the quantities before and after."""
+
+    type: Literal["stock.audit"] = "stock.audit"
+    schema_version: Literal[1] = 1
+    sku: str = spec("The SKU; also the Kafka message key.", **_ID)
+    event_id: str = spec("The event that made the change.", **_ID)
+    event_type: str = spec("Its type.", **_ID)
+    actor: str = spec("Who: a person, a system or platform:channel.", **_ID)
+    reason: str = spec("Why: the event's reason code or type.", **_ID)
+    before: dict[str, int] = spec("Quantities before.")
+    after: dict[str, int] = spec("Quantities after (only those that changed).")
+    version: int = spec("The SKU's version after the change.", minimum=1)
+    event_time_ms: int = spec("When it happened, Unix epoch milliseconds.", minimum=0)
 
 
 def line_key(platform: str, order_id: str, line_id: str) -> str:
-    """Order and line ids are only unique within a platform, so the key carries all three."""
-    return f"{platform}\x1f{order_id}\x1f{line_id}"
+    """Order and line ids are only unique within a platform, so the key carries all three.
+
+    Length-prefixed, so no id content can make two different lines share a key.
+    """
+    return f"{len(platform)}:{platform}{len(order_id)}:{order_id}{len(line_id)}:{line_id}"
+
+
+def type_name(event_class: type[Any]) -> str:
+    """The ``type`` an event class carries on the wire."""
+    return str(next(f.default for f in fields(event_class) if f.name == "type"))

@@ -1,188 +1,355 @@
-"""The per-SKU stock ledger: ``(position, line, event) -> Step``.
+"""The per-SKU stock ledger: ``apply(position, record, event) -> Step``.
 
-Pure and deterministic so that replaying the event log reproduces the state
-exactly; the streaming runtime only persists what a ``Step`` returns.
+Pure and deterministic, so replaying the event log reproduces the state exactly; the
+streaming runtime only persists what a ``Step`` returns. ``record`` is what the
+ledger remembers of the event's order line (or, for a stock movement, of its
+``event_id``). The written rules for duplicates and out-of-order events are in
+``docs/ledger.md``; each has a test.
 
-Invariants (checked by the property tests):
-- ``committed <= on_hand - safety_reserve`` is never broken by an accepted line;
-- an order line changes stock at most once, however often its events arrive;
-- units are conserved: ``committed`` equals the sum of accepted, uncancelled lines.
+Invariants (checked by the property tests): an accepted line never makes
+``committed`` exceed ``on hand - reserve - unavailable``; each order line changes
+stock at most once per step of its life; on hand moves only through receipts,
+counts, adjustments, transfers, shipments and inspected returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import dataclass, field, replace
 
 from sync_worker.domain.events import (
+    AuditRecord,
+    CancellationRequested,
+    InspectionResult,
     OrderLineCancelled,
     OrderLineDecided,
+    OrderLineEvent,
+    OrderLinePaid,
     OrderLinePlaced,
+    OrderLineRefunded,
+    OrderLineReturnInspected,
+    OrderLineReturnReceived,
+    OrderLineShipped,
     Outcome,
     RejectReason,
+    SafetyReserveChanged,
     SkuEvent,
+    StockAdjusted,
     StockCounted,
+    StockEvent,
+    StockIncomingAnnounced,
     StockLevelChanged,
     StockReceived,
+    StockTransferredIn,
+    StockTransferredOut,
+    StockUnavailableChanged,
+)
+from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition
+from sync_worker.domain.records import (
+    HOLDS_STOCK,
+    SHIPPED_OR_LATER,
+    LineRecord,
+    LineStatus,
+    MovementRecord,
+    Record,
 )
 
 
 @dataclass(frozen=True, slots=True)
-class SkuPosition:
-    """One SKU's stock. ``known`` turns true with the first stock event: orders for a
-    SKU nobody has counted are rejected rather than sold against zero."""
+class LedgerPolicy:
+    """Defaults the ledger applies; product tiers refine them per SKU."""
 
-    sku: str
-    on_hand: int = 0
-    committed: int = 0
-    safety_reserve: int = 0
-    version: int = 0
-    known: bool = False
-
-    @property
-    def sellable(self) -> int:
-        return max(0, self.on_hand - self.committed - self.safety_reserve)
+    default_reserve: SafetyReserve = field(default_factory=SafetyReserve)
 
 
-class LineStatus(StrEnum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    CANCELLED_UNSEEN = "cancelled_unseen"
-    """The cancellation overtook the placement; the late placement is refused."""
-
-
-@dataclass(frozen=True, slots=True)
-class LineRecord:
-    """What the ledger remembers of one order line so that redelivery changes nothing.
-
-    ``quantity`` is what the line holds of ``committed``: non-zero only while accepted.
-    """
-
-    status: LineStatus
-    quantity: int = 0
+DEFAULT_POLICY = LedgerPolicy()
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The result of applying one event: new state to persist and events to emit."""
+    """The result of applying one event: state to persist and events to emit."""
 
     position: SkuPosition
-    line: LineRecord | None
-    decision: OrderLineDecided | None
-    level: StockLevelChanged | None
+    record: Record | None
+    decision: OrderLineDecided | None = None
+    level: StockLevelChanged | None = None
+    audit: AuditRecord | None = None
+    cancellation: CancellationRequested | None = None
 
     @property
     def oversold_units(self) -> int:
-        """Units this step accepted beyond what was there; the invariants keep it 0."""
+        """Units this step accepted beyond what could be sold; the invariants keep it 0."""
         if self.decision is None or self.decision.outcome is not Outcome.ACCEPTED:
             return 0
-        position = self.position
-        return max(0, position.committed + position.safety_reserve - position.on_hand)
+        return self.position.oversold
 
 
-def apply(position: SkuPosition, line: LineRecord | None, event: SkuEvent) -> Step:
-    """Apply ``event`` to ``position``; ``line`` is the stored record of the event's order line."""
-    match event:
-        case OrderLinePlaced():
-            return _place(position, line, event)
-        case OrderLineCancelled():
-            return _cancel(position, line, event)
-        case StockCounted():
-            return _changed(replace(position, on_hand=event.quantity, known=True), line, event)
-        case StockReceived():
-            new_on_hand = position.on_hand + event.quantity
-            return _changed(replace(position, on_hand=new_on_hand, known=True), line, event)
+def apply(
+    position: SkuPosition,
+    record: Record | None,
+    event: SkuEvent,
+    policy: LedgerPolicy = DEFAULT_POLICY,
+) -> Step:
+    """Apply ``event`` to ``position``; ``record`` is the stored record of its identity."""
+    if isinstance(event, OrderLinePlaced):
+        return _place(position, _line(record), event)
+    if isinstance(event, StockEvent):
+        if record is not None:
+            return Step(position, record)  # this movement was applied already
+        return _move_stock(position, event, policy)
+    return _advance_line(position, _line(record), event)
+
+
+def _line(record: Record | None) -> LineRecord | None:
+    return record if isinstance(record, LineRecord) else None
+
+
+# --- placements -------------------------------------------------------------------------
 
 
 def _place(position: SkuPosition, line: LineRecord | None, event: OrderLinePlaced) -> Step:
-    if line is not None:
-        if line.status is LineStatus.CANCELLED_UNSEEN:
-            cancelled = LineRecord(LineStatus.CANCELLED)
-            return _decided(
-                position, cancelled, event, Outcome.REJECTED, RejectReason.ALREADY_CANCELLED
-            )
-        return _decided(position, line, event, Outcome.DUPLICATE, None)
+    if line is not None and line.placed is not None:
+        decision = decision_for(position, event, Outcome.DUPLICATE, line.reason, line.placed)
+        return Step(position, line, decision)
+    if line is not None and line.status is LineStatus.CANCELLED:
+        return _reject(position, line, event, RejectReason.ALREADY_CANCELLED)
+    if line is not None and line.status in SHIPPED_OR_LATER:
+        # The units left before we saw the order: accept it, nothing more to commit.
+        accepted = replace(line, placed=Outcome.ACCEPTED)
+        return Step(position, accepted, decision_for(position, event, Outcome.ACCEPTED))
     if not position.known:
-        rejected = LineRecord(LineStatus.REJECTED)
-        return _decided(position, rejected, event, Outcome.REJECTED, RejectReason.UNKNOWN_SKU)
+        return _reject(position, line, event, RejectReason.UNKNOWN_SKU)
     if event.quantity > position.sellable:
-        rejected = LineRecord(LineStatus.REJECTED)
-        return _decided(
-            position, rejected, event, Outcome.REJECTED, RejectReason.INSUFFICIENT_STOCK
-        )
-    accepted = LineRecord(LineStatus.ACCEPTED, event.quantity)
-    moved = _bump(replace(position, committed=position.committed + event.quantity))
-    return Step(
-        position=moved,
-        line=accepted,
-        decision=_decision(moved, event, Outcome.ACCEPTED, None),
-        level=_level(moved, event.event_id, event.event_time_ms),
+        return _reject(position, line, event, RejectReason.INSUFFICIENT_STOCK)
+    paid = line is not None and line.paid
+    accepted = LineRecord(
+        status=LineStatus.PAID if paid else LineStatus.ACCEPTED,
+        quantity=event.quantity,
+        placed=Outcome.ACCEPTED,
+        paid=paid,
     )
+    moved = replace(position, committed=position.committed + event.quantity)
+    step = _changed(position, moved, accepted, event, _actor(event), "order_line.placed")
+    return replace(step, decision=decision_for(step.position, event, Outcome.ACCEPTED))
 
 
-def _cancel(position: SkuPosition, line: LineRecord | None, event: OrderLineCancelled) -> Step:
-    if line is None:
-        # Cancel before place: remember a tombstone so the late placement is refused.
-        return Step(position, LineRecord(LineStatus.CANCELLED_UNSEEN), None, None)
-    if line.status is not LineStatus.ACCEPTED:
-        return Step(position, line, None, None)  # nothing held, nothing to release
-    released = _bump(replace(position, committed=position.committed - line.quantity))
-    return Step(
-        position=released,
-        line=LineRecord(LineStatus.CANCELLED),
-        decision=None,
-        level=_level(released, event.event_id, event.event_time_ms),
+def _reject(
+    position: SkuPosition, line: LineRecord | None, event: OrderLinePlaced, reason: RejectReason
+) -> Step:
+    status = LineStatus.CANCELLED if line and line.status is LineStatus.CANCELLED else None
+    rejected = LineRecord(
+        status=status or LineStatus.REJECTED,
+        placed=Outcome.REJECTED,
+        reason=reason,
+        paid=bool(line and line.paid),
     )
-
-
-def _changed(
-    position: SkuPosition, line: LineRecord | None, event: StockCounted | StockReceived
-) -> Step:
-    moved = _bump(position)
-    return Step(moved, line, None, _level(moved, event.event_id, event.event_time_ms))
-
-
-def _decided(
-    position: SkuPosition,
-    line: LineRecord,
-    event: OrderLinePlaced,
-    outcome: Outcome,
-    reason: RejectReason | None,
-) -> Step:
-    return Step(position, line, _decision(position, event, outcome, reason), None)
-
-
-def _bump(position: SkuPosition) -> SkuPosition:
-    return replace(position, version=position.version + 1)
-
-
-def _decision(
-    position: SkuPosition, event: OrderLinePlaced, outcome: Outcome, reason: RejectReason | None
-) -> OrderLineDecided:
-    return OrderLineDecided(
+    cancellation = CancellationRequested(
         event_id=event.event_id,
+        sku=event.sku,
+        event_time_ms=event.event_time_ms,
         platform=event.platform,
         channel=event.channel,
         order_id=event.order_id,
         line_id=event.line_id,
+        reason=reason,
+    )
+    decision = decision_for(position, event, Outcome.REJECTED, reason)
+    return Step(position, rejected, decision, cancellation=cancellation)
+
+
+def decision_for(
+    position: SkuPosition,
+    event: OrderLinePlaced,
+    outcome: Outcome,
+    reason: RejectReason | None = None,
+    original: Outcome | None = None,
+) -> OrderLineDecided:
+    """The answer to a placement, taken against ``position``."""
+    return OrderLineDecided(
+        event_id=event.event_id,
         sku=event.sku,
+        event_time_ms=event.event_time_ms,
+        platform=event.platform,
+        channel=event.channel,
+        order_id=event.order_id,
+        line_id=event.line_id,
         quantity=event.quantity,
         outcome=outcome,
         reason=reason,
+        original_outcome=original,
         position_version=position.version,
+    )
+
+
+# --- the rest of an order line's life ---------------------------------------------------
+
+
+def _advance_line(position: SkuPosition, line: LineRecord | None, event: OrderLineEvent) -> Step:
+    current = line or LineRecord(LineStatus.PENDING)
+    match event:
+        case OrderLinePaid():
+            if current.paid:
+                return Step(position, line)
+            status = LineStatus.PAID if current.status is LineStatus.ACCEPTED else current.status
+            return Step(position, replace(current, status=status, paid=True))
+        case OrderLineCancelled() | OrderLineRefunded():
+            return _cancel(position, current, event)
+        case OrderLineShipped():
+            return _ship(position, current, event)
+        case OrderLineReturnReceived():
+            return _receive_return(position, current, event)
+        case OrderLineReturnInspected():
+            return _inspect_return(position, current, event)
+    raise AssertionError(f"unhandled order-line event {event.type}")  # pragma: no cover
+
+
+def _cancel(
+    position: SkuPosition, line: LineRecord, event: OrderLineCancelled | OrderLineRefunded
+) -> Step:
+    if line.status is LineStatus.PENDING:
+        return Step(position, replace(line, status=LineStatus.CANCELLED))
+    if line.status not in HOLDS_STOCK:
+        return Step(position, line)  # rejected, cancelled already, or shipped: nothing held
+    released = replace(position, committed=position.committed - line.quantity)
+    cancelled = replace(line, status=LineStatus.CANCELLED, quantity=0)
+    return _changed(position, released, cancelled, event, _actor(event), event.reason)
+
+
+def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> Step:
+    if line.status in SHIPPED_OR_LATER:
+        return Step(position, line)
+    moved = _take_out(position, line, event.warehouse, event.quantity)
+    shipped = replace(line, status=LineStatus.SHIPPED, quantity=0)
+    return _changed(position, moved, shipped, event, _actor(event), "shipped")
+
+
+def _take_out(
+    position: SkuPosition, line: LineRecord, warehouse: str, quantity: int
+) -> SkuPosition:
+    """Units physically leave: on hand drops; a line that held stock releases it."""
+    stock = position.warehouse(warehouse)
+    moved = position.with_warehouse(warehouse, replace(stock, on_hand=stock.on_hand - quantity))
+    if line.status in HOLDS_STOCK:
+        moved = replace(moved, committed=moved.committed - line.quantity)
+    return moved
+
+
+def _receive_return(
+    position: SkuPosition, line: LineRecord, event: OrderLineReturnReceived
+) -> Step:
+    if line.status in (LineStatus.RETURN_PENDING, LineStatus.RETURNED):
+        return Step(position, line)
+    moved = position
+    if line.status in HOLDS_STOCK:  # the shipment was never reported: it is implied
+        moved = _take_out(position, line, event.warehouse, line.quantity)
+    stock = moved.warehouse(event.warehouse)
+    pending = replace(stock, returns_pending=stock.returns_pending + event.quantity)
+    moved = moved.with_warehouse(event.warehouse, pending)
+    returned = replace(line, status=LineStatus.RETURN_PENDING, quantity=0)
+    return _changed(position, moved, returned, event, _actor(event), "return_received")
+
+
+def _inspect_return(
+    position: SkuPosition, line: LineRecord, event: OrderLineReturnInspected
+) -> Step:
+    if line.status is LineStatus.RETURNED:
+        return Step(position, line)
+    moved = position
+    if line.status in HOLDS_STOCK:  # shipment and receipt never reported: both implied
+        moved = _take_out(position, line, event.warehouse, line.quantity)
+    stock = moved.warehouse(event.warehouse)
+    if line.status is LineStatus.RETURN_PENDING:
+        stock = replace(stock, returns_pending=max(0, stock.returns_pending - event.quantity))
+    stock = replace(stock, on_hand=stock.on_hand + event.quantity)
+    if event.result is InspectionResult.DAMAGED:
+        stock = replace(stock, unavailable=stock.unavailable + event.quantity)
+    moved = moved.with_warehouse(event.warehouse, stock)
+    inspected = replace(line, status=LineStatus.RETURNED, quantity=0)
+    reason = f"return_{event.result.value}"
+    return _changed(position, moved, inspected, event, _actor(event), reason)
+
+
+def _actor(event: OrderLineEvent) -> str:
+    return f"{event.platform}:{event.channel}"
+
+
+# --- stock movements --------------------------------------------------------------------
+
+
+def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) -> Step:
+    if not position.known:
+        position = replace(position, known=True, reserve=policy.default_reserve)
+    stock = position.warehouse(event.warehouse)
+    moved = position
+    reason = event.type.removeprefix("stock.")
+    match event:
+        case StockReceived():
+            stock = replace(stock, on_hand=stock.on_hand + event.quantity)
+            moved = replace(position, incoming=_close_batch(position.incoming, event))
+        case StockCounted():
+            stock = replace(stock, on_hand=event.quantity)
+        case StockAdjusted():
+            stock = replace(stock, on_hand=max(0, stock.on_hand + event.delta))
+            reason = event.reason
+        case StockUnavailableChanged():
+            held = min(stock.on_hand, max(0, stock.unavailable + event.delta))
+            stock = replace(stock, unavailable=held)
+            reason = event.reason
+        case StockTransferredOut():
+            stock = replace(stock, on_hand=max(0, stock.on_hand - event.quantity))
+        case StockTransferredIn():
+            stock = replace(stock, on_hand=stock.on_hand + event.quantity)
+        case StockIncomingAnnounced():
+            batch = IncomingBatch(event.batch_id, event.warehouse, event.quantity, event.eta_ms)
+            others = tuple(b for b in position.incoming if b.batch_id != event.batch_id)
+            moved = replace(position, incoming=(*others, batch))
+        case SafetyReserveChanged():
+            moved = replace(position, reserve=SafetyReserve(event.units, event.percent))
+    moved = moved.with_warehouse(event.warehouse, stock)
+    return _changed(position, moved, MovementRecord(), event, event.actor, reason)
+
+
+def _close_batch(
+    incoming: tuple[IncomingBatch, ...], event: StockReceived
+) -> tuple[IncomingBatch, ...]:
+    if event.batch_id is None:
+        return incoming
+    return tuple(batch for batch in incoming if batch.batch_id != event.batch_id)
+
+
+# --- emitting a change ------------------------------------------------------------------
+
+
+def _changed(
+    before: SkuPosition,
+    after: SkuPosition,
+    record: Record,
+    event: SkuEvent,
+    actor: str,
+    reason: str,
+) -> Step:
+    after = replace(after, version=before.version + 1)
+    level = StockLevelChanged(
+        sku=after.sku,
+        on_hand=after.on_hand,
+        committed=after.committed,
+        safety_reserve=after.safety_reserve,
+        unavailable=after.unavailable,
+        returns_pending=after.returns_pending,
+        incoming=after.incoming_units,
+        sellable=after.sellable,
+        version=after.version,
+        cause_event_id=event.event_id,
         event_time_ms=event.event_time_ms,
     )
-
-
-def _level(position: SkuPosition, cause_event_id: str, event_time_ms: int) -> StockLevelChanged:
-    return StockLevelChanged(
-        sku=position.sku,
-        on_hand=position.on_hand,
-        committed=position.committed,
-        safety_reserve=position.safety_reserve,
-        sellable=position.sellable,
-        version=position.version,
-        cause_event_id=cause_event_id,
-        event_time_ms=event_time_ms,
+    audit = AuditRecord(
+        sku=after.sku,
+        event_id=event.event_id,
+        event_type=event.type,
+        actor=actor,
+        reason=reason,
+        before=before.quantities(),
+        after=after.quantities(),
+        version=after.version,
+        event_time_ms=event.event_time_ms,
     )
+    return Step(after, record, level=level, audit=audit)

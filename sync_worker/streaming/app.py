@@ -22,11 +22,11 @@ from faust.tables.manager import TableManager
 from connectors import registry
 from connectors.base import Connector
 from sync_worker.config import Settings
-from sync_worker.domain import ledger
-from sync_worker.domain.events import OrderLineCancelled, OrderLinePlaced
+from sync_worker.domain import ledger, replay
+from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
-from sync_worker.streaming import codecs, names
+from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.web.health import create_health_app
 
@@ -65,6 +65,33 @@ class _PublisherService(mode.Service):
 
     async def on_stop(self) -> None:
         await self.publisher.stop()
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where a ledger step's events go, and what each one counts."""
+
+    decisions: Any
+    stock_levels: Any
+    cancellations: Any
+    audit: Any
+    metrics: Metrics
+
+    async def emit(self, key: bytes, step: ledger.Step) -> None:
+        if step.decision is not None:
+            decision = step.decision
+            self.metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
+            self.metrics.decision_latency.observe(
+                max(0.0, time.time() - decision.event_time_ms / 1000)
+            )
+            self.metrics.oversold_units.inc(step.oversold_units)
+            await self.decisions.send(key=key, value=codecs.encode(decision))
+        if step.cancellation is not None:
+            await self.cancellations.send(key=key, value=codecs.encode(step.cancellation))
+        if step.level is not None:
+            await self.stock_levels.send(key=key, value=codecs.encode(step.level))
+        if step.audit is not None:
+            await self.audit.send(key=key, value=codecs.encode(step.audit))
 
 
 def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
@@ -131,12 +158,22 @@ def create_app(
         )
 
     sku_events = declared_topic(topics.sku_events)
-    decisions = declared_topic(topics.decisions)
-    stock_levels = declared_topic(topics.stock_levels)
+    outputs = _Outputs(
+        decisions=declared_topic(topics.decisions),
+        stock_levels=declared_topic(topics.stock_levels),
+        cancellations=declared_topic(topics.cancellation_requests),
+        audit=declared_topic(topics.audit),
+        metrics=metrics,
+    )
     dead_letters = declared_topic(topics.dead_letters)
-    positions = app.Table(names.POSITIONS_TABLE, key_type=bytes, value_type=bytes)
-    lines = app.Table(names.LINES_TABLE, key_type=bytes, value_type=bytes)
+    table = app.Table(names.LEDGER_TABLE, key_type=bytes, value_type=bytes)
     decoder = codecs.SkuEventDecoder()
+    policy = ledger.LedgerPolicy(
+        default_reserve=SafetyReserve(
+            units=settings.ledger.default_reserve_units,
+            percent=settings.ledger.default_reserve_percent,
+        )
+    )
 
     async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -157,34 +194,24 @@ def create_app(
                 await dead_letters.send(key=event.key, value=codecs.encode(letter))
                 continue
             metrics.sku_events.labels(sku_event.type).inc()
-            sku_key = sku_event.sku.encode()
-            stored = positions.get(sku_key)
-            position = (
-                codecs.decode_position(stored) if stored else ledger.SkuPosition(sku_event.sku)
+            position_key = state.position_key(sku_event.sku)
+            record_key = state.record_key(sku_event)
+            stored_position, stored_record = table.get(position_key), table.get(record_key)
+            applied = replay.apply_at(
+                message.offset,
+                state.decode_position(stored_position)
+                if stored_position
+                else SkuPosition(sku_event.sku),
+                state.decode_record(stored_record) if stored_record else None,
+                sku_event,
+                policy,
             )
-            line_key = None
-            line = None
-            if isinstance(sku_event, OrderLinePlaced | OrderLineCancelled):
-                line_key = sku_event.line_key.encode()
-                stored_line = lines.get(line_key)
-                line = codecs.decode_line(stored_line) if stored_line else None
-
-            step = ledger.apply(position, line, sku_event)
-
-            if step.position != position:
-                positions[sku_key] = codecs.encode(step.position)
-            if line_key is not None and step.line != line and step.line is not None:
-                lines[line_key] = codecs.encode(step.line)
-            if step.decision is not None:
-                decision = step.decision
-                metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
-                metrics.decision_latency.observe(
-                    max(0.0, time.time() - decision.event_time_ms / 1000)
-                )
-                metrics.oversold_units.inc(step.oversold_units)
-                await decisions.send(key=sku_key, value=codecs.encode(decision))
-            if step.level is not None:
-                await stock_levels.send(key=sku_key, value=codecs.encode(step.level))
+            step = applied.step
+            # Record first, position second: see domain.replay for why the order matters.
+            if step.record is not None:
+                table[record_key] = state.encode(step.record)
+            table[position_key] = state.encode(step.position)
+            await outputs.emit(sku_event.sku.encode(), step)
 
     app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
 
@@ -194,7 +221,7 @@ def create_app(
         async for value in stream:
             publisher.offer(codecs.decode_level(value))
 
-    app.agent(stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
+    app.agent(outputs.stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
 
     def status() -> dict[str, object]:
         # Ready means: partitions assigned and every table recovered from its changelog.

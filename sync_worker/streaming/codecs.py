@@ -6,7 +6,9 @@ exactly those files, so what we publish and what we accept cannot drift apart.
 
 from __future__ import annotations
 
+import enum
 import importlib.resources
+import typing
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -14,20 +16,16 @@ import fastjsonschema
 import orjson
 
 from sync_worker.domain.events import (
-    OrderLineCancelled,
-    OrderLinePlaced,
+    ORDER_LINE_EVENTS,
+    SCHEMA_VERSION,
+    STOCK_EVENTS,
     SkuEvent,
-    StockCounted,
     StockLevelChanged,
-    StockReceived,
+    type_name,
 )
-from sync_worker.domain.ledger import LineRecord, LineStatus, SkuPosition
 
 SKU_EVENT_TYPES: Final[dict[str, type[SkuEvent]]] = {
-    "order_line.placed": OrderLinePlaced,
-    "order_line.cancelled": OrderLineCancelled,
-    "stock.counted": StockCounted,
-    "stock.received": StockReceived,
+    type_name(event_class): event_class for event_class in (*ORDER_LINE_EVENTS, *STOCK_EVENTS)
 }
 
 
@@ -55,7 +53,16 @@ class SkuEventDecoder:
 
     def __init__(self) -> None:
         self._validators: dict[str, Callable[[Any], Any]] = {
-            name: fastjsonschema.compile(load_schema(f"{name}.v1")) for name in SKU_EVENT_TYPES
+            name: fastjsonschema.compile(load_schema(f"{name}.v{SCHEMA_VERSION}"))
+            for name in SKU_EVENT_TYPES
+        }
+        self._enum_fields = {
+            name: {
+                field: hint
+                for field, hint in typing.get_type_hints(event_class).items()
+                if isinstance(hint, type) and issubclass(hint, enum.Enum)
+            }
+            for name, event_class in SKU_EVENT_TYPES.items()
         }
 
     def decode(self, key: bytes | None, value: bytes | None) -> SkuEvent:
@@ -72,6 +79,12 @@ class SkuEventDecoder:
         event_class = SKU_EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
         if event_class is None:
             raise InvalidEvent("unknown_type", f"type {event_type!r} is not a SKU event")
+        version = payload.get("schema_version")
+        if type(version) is int and version > SCHEMA_VERSION:
+            raise InvalidEvent(
+                "unsupported_schema_version",
+                f"{event_type} v{version} is newer than this worker reads (v{SCHEMA_VERSION})",
+            )
         try:
             self._validators[event_type](payload)  # type: ignore[index]
         except fastjsonschema.JsonSchemaValueException as error:
@@ -79,6 +92,9 @@ class SkuEventDecoder:
         # JSON Schema counts 2.0 as an integer; the domain must only ever see ints.
         if any(type(field) is float for field in payload.values()):
             raise InvalidEvent("schema_violation", "numbers must be written as integers")
+        for field, enum_class in self._enum_fields[event_type].items():  # type: ignore[index]
+            if field in payload:
+                payload[field] = enum_class(payload[field])
         event = event_class(**payload)
         if key is not None and key.decode("utf-8", "replace") != event.sku:
             raise InvalidEvent("key_mismatch", f"message key {key!r} is not the SKU {event.sku!r}")
@@ -88,15 +104,6 @@ class SkuEventDecoder:
 def encode(value: Any) -> bytes:
     """An event or state dataclass as JSON (orjson serialises dataclasses and enums natively)."""
     return orjson.dumps(value)
-
-
-def decode_position(raw: bytes) -> SkuPosition:
-    return SkuPosition(**orjson.loads(raw))
-
-
-def decode_line(raw: bytes) -> LineRecord:
-    fields = orjson.loads(raw)
-    return LineRecord(status=LineStatus(fields["status"]), quantity=fields["quantity"])
 
 
 def decode_level(raw: bytes) -> StockLevelChanged:

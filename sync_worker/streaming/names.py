@@ -22,11 +22,15 @@ STOCK_LEVELS = "stock-levels.v1"
 DEAD_LETTERS = "dead-letters.v1"
 """Inputs that could not be handled, with the reason; nothing is dropped silently."""
 
-POSITIONS_TABLE = "sku-positions"
-"""Table: SKU -> SkuPosition."""
+CANCELLATION_REQUESTS = "cancellation-requests.v1"
+"""Output, keyed by SKU: lines stockcast could not accept, for their platforms to cancel."""
 
-LINES_TABLE = "order-lines"
-"""Table: order line key -> LineRecord, co-partitioned with its SKU."""
+AUDIT = "audit.v1"
+"""Output, keyed by SKU: every change with who, what, why, before and after."""
+
+LEDGER_TABLE = "ledger"
+"""Table: a SKU's position and the records of its order lines and stock movements
+(keys in ``streaming.state``), so all of a SKU's writes share one changelog partition."""
 
 LEDGER_AGENT = "ledger"
 PUBLISHER_AGENT = "publisher"
@@ -40,6 +44,8 @@ class TopicNames:
     decisions: str
     stock_levels: str
     dead_letters: str
+    cancellation_requests: str
+    audit: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -48,4 +54,16 @@ class TopicNames:
             decisions=f"{prefix}.{DECISIONS}",
             stock_levels=f"{prefix}.{STOCK_LEVELS}",
             dead_letters=f"{prefix}.{DEAD_LETTERS}",
+            cancellation_requests=f"{prefix}.{CANCELLATION_REQUESTS}",
+            audit=f"{prefix}.{AUDIT}",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.sku_events,
+            self.decisions,
+            self.stock_levels,
+            self.dead_letters,
+            self.cancellation_requests,
+            self.audit,
         )

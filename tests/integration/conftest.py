@@ -28,7 +28,9 @@ def worker_factory(
             f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\ntopic_prefix = "{run_id}"\n'
             f"partitions = 4\n\n"
             f'[worker]\napp_id = "{run_id}"\ndata_dir = "{data_dir}"\n'
-            f'web_port = {web_port}\nlog_level = "info"\n{channels_toml}',
+            f'web_port = {web_port}\nlog_level = "info"\n\n'
+            # Tests reason about exact counts; the default reserve has its own unit tests.
+            f"[ledger]\ndefault_reserve_percent = 0\n{channels_toml}",
             encoding="utf-8",
         )
         worker = WorkerProcess(

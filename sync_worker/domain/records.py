@@ -1,0 +1,56 @@
+"""What the ledger remembers per order line and per stock movement, so that a
+redelivered or out-of-order event is answered deterministically and never applied twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sync_worker.domain.events import Outcome, RejectReason
+
+
+class LineStatus(StrEnum):
+    """Where an order line is in its life. Events move it forward only; an event whose
+    step the line has already passed changes nothing."""
+
+    PENDING = "pending"
+    """Seen only through events that may precede the placement (paid)."""
+    ACCEPTED = "accepted"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    RETURN_PENDING = "return_pending"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+HOLDS_STOCK = frozenset({LineStatus.ACCEPTED, LineStatus.PAID})
+"""Statuses in which the line's units are part of ``committed``."""
+
+SHIPPED_OR_LATER = frozenset({LineStatus.SHIPPED, LineStatus.RETURN_PENDING, LineStatus.RETURNED})
+
+
+@dataclass(frozen=True, slots=True)
+class LineRecord:
+    """One order line. ``quantity`` is what it holds of ``committed`` while it holds stock;
+    ``placed`` is the answer given to its placement (None until the placement arrives)."""
+
+    status: LineStatus
+    quantity: int = 0
+    placed: Outcome | None = None
+    reason: RejectReason | None = None
+    paid: bool = False
+    seq: int = -1
+    previous: LineRecord | None = None
+    """The record before the event at ``seq`` (one level only): lets a replay after a
+    crash recompute that event exactly (see ``domain.replay``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MovementRecord:
+    """A stock movement already applied: its presence makes a redelivery a no-op."""
+
+    seq: int = -1
+
+
+Record = LineRecord | MovementRecord

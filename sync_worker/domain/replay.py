@@ -1,0 +1,69 @@
+"""Exactly-once effects over an at-least-once log: ``apply_at(seq, …)``.
+
+Every event on a SKU's input partition has a sequence number that only grows (the
+Kafka offset). The position remembers the last ``seq`` applied, and the event's
+record remembers the ``seq`` that last wrote it and the record before that. The
+runtime writes the record first and the position second, into one changelog
+partition, so whatever a crash leaves behind is a prefix of those writes:
+
+- ``seq <= position.seq``: the event is fully applied. Nothing changes; the stored
+  state is handed back so the runtime can re-write it (repairing a changelog that
+  lost the tail of the writes) and the placement's answer is given again.
+- the record says ``seq`` but the position does not: the crash fell between the two
+  writes. The event is recomputed from ``record.previous``, which yields the very
+  same step, because the ledger is deterministic and the position is unchanged.
+- otherwise the event is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sync_worker.domain import ledger
+from sync_worker.domain.events import OrderLinePlaced, SkuEvent
+from sync_worker.domain.position import SkuPosition
+from sync_worker.domain.records import LineRecord, Record
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    step: ledger.Step
+    replayed: bool
+    """True when the event had been applied before: the step only restates the state."""
+
+
+def apply_at(
+    seq: int,
+    position: SkuPosition,
+    record: Record | None,
+    event: SkuEvent,
+    policy: ledger.LedgerPolicy = ledger.DEFAULT_POLICY,
+) -> Applied:
+    """Apply the event at ``seq`` once, however often it is delivered."""
+    if seq <= position.seq:
+        return Applied(_restated(position, record, event), replayed=True)
+    before = record
+    if record is not None and record.seq == seq:  # written by this very event: undo it
+        before = record.previous if isinstance(record, LineRecord) else None
+    step = ledger.apply(position, before, event, policy)
+    stamped = _stamp(step.record, seq, before)
+    return Applied(replace(step, position=replace(step.position, seq=seq), record=stamped), False)
+
+
+def _stamp(record: Record | None, seq: int, before: Record | None) -> Record | None:
+    """Mark ``record`` as written at ``seq``, keeping one level of history."""
+    if isinstance(record, LineRecord):
+        previous = replace(before, previous=None) if isinstance(before, LineRecord) else None
+        return replace(record, seq=seq, previous=previous)
+    return None if record is None else replace(record, seq=seq)
+
+
+def _restated(position: SkuPosition, record: Record | None, event: SkuEvent) -> ledger.Step:
+    decision = None
+    if (
+        isinstance(event, OrderLinePlaced)
+        and isinstance(record, LineRecord)
+        and record.placed is not None
+    ):
+        decision = ledger.decision_for(position, event, record.placed, record.reason)
+    return ledger.Step(position, record, decision=decision)

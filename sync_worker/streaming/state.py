@@ -1,0 +1,76 @@
+"""How the ledger's state is stored in the table: keys and orjson values.
+
+One table holds a SKU's position and the records of its order lines and stock
+movements. All of a SKU's keys are written while processing that SKU's partition,
+so they share one changelog partition, whose order a crash cannot break (see
+``domain.replay``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sync_worker.domain.events import OrderLineEvent, Outcome, RejectReason, SkuEvent, StockEvent
+from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
+from sync_worker.domain.records import LineRecord, LineStatus, MovementRecord, Record
+
+_POSITION = b"p\x00"
+_LINE = b"l\x00"
+_MOVEMENT = b"m\x00"
+
+
+def position_key(sku: str) -> bytes:
+    return _POSITION + sku.encode()
+
+
+def record_key(event: SkuEvent) -> bytes:
+    """Order lines are identified per SKU (a cancel naming another SKU finds nothing
+    there); stock movements by their event id."""
+    sku = event.sku.encode() + b"\x00"
+    if isinstance(event, StockEvent):
+        return _MOVEMENT + sku + event.event_id.encode()
+    line: OrderLineEvent = event
+    return _LINE + sku + line.line_key.encode()
+
+
+def encode(value: SkuPosition | Record) -> bytes:
+    return orjson.dumps(value)
+
+
+def decode_position(raw: bytes) -> SkuPosition:
+    fields = orjson.loads(raw)
+    return SkuPosition(
+        sku=fields["sku"],
+        warehouses=tuple((name, WarehouseStock(**stock)) for name, stock in fields["warehouses"]),
+        committed=fields["committed"],
+        reserve=SafetyReserve(**fields["reserve"]),
+        incoming=tuple(IncomingBatch(**batch) for batch in fields["incoming"]),
+        version=fields["version"],
+        known=fields["known"],
+        seq=fields["seq"],
+    )
+
+
+def decode_record(raw: bytes) -> Record:
+    return _record(orjson.loads(raw))
+
+
+def _record(fields: dict[str, Any]) -> Record:
+    if "status" not in fields:
+        return MovementRecord(seq=fields["seq"])
+    return _line_record(fields)
+
+
+def _line_record(fields: dict[str, Any]) -> LineRecord:
+    previous = fields["previous"]
+    return LineRecord(
+        status=LineStatus(fields["status"]),
+        quantity=fields["quantity"],
+        placed=Outcome(fields["placed"]) if fields["placed"] else None,
+        reason=RejectReason(fields["reason"]) if fields["reason"] else None,
+        paid=fields["paid"],
+        seq=fields["seq"],
+        previous=_line_record(previous) if previous else None,
+    )
