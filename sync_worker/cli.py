@@ -13,14 +13,11 @@ import click
 import orjson
 
 from sync_worker import devkafka
+from sync_worker.cli_stock import stock
 from sync_worker.config import CONFIG_PATH_ENV, Settings, SettingsError, load_settings_file
-
-DEFAULT_CONFIG = Path("stockcast.toml")
 
 
 def _settings(config: Path | None) -> Settings:
-    if config is None and DEFAULT_CONFIG.exists():
-        config = DEFAULT_CONFIG
     try:
         return load_settings_file(config, os.environ)
     except SettingsError as error:
@@ -39,8 +36,13 @@ _config_option = click.option(
 
 @click.group()
 @click.version_option(package_name="stockcast")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """stockcast: one true stock position per SKU, every live room in step with it."""
+    ctx.obj = dict(os.environ)  # subcommand modules get the environment from here
+
+
+main.add_command(stock)
 
 
 @main.command()

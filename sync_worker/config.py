@@ -116,8 +116,14 @@ def load_settings(toml_text: str = "", env: Mapping[str, str] | None = None) -> 
     return settings
 
 
+DEFAULT_CONFIG_FILE = Path("stockcast.toml")
+
+
 def load_settings_file(path: Path | None, env: Mapping[str, str]) -> Settings:
-    """Load from ``path`` (absent: defaults plus environment)."""
+    """Load from ``path``; without one, from ./stockcast.toml if there, else defaults.
+    The environment overrides either."""
+    if path is None and DEFAULT_CONFIG_FILE.exists():
+        path = DEFAULT_CONFIG_FILE
     if path is None:
         return load_settings("", env)
     try:

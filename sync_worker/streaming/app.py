@@ -29,6 +29,7 @@ from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.web.health import create_health_app
+from sync_worker.web.stock import stock_routes
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,12 @@ def create_app(
             "recovered": recovered,
         }
 
+    def position_of(sku: str) -> SkuPosition | None:
+        stored = table.get(state.position_key(sku))
+        return state.decode_position(stored) if stored else None
+
     http = _HttpService(
-        create_health_app(metrics.registry, status),
+        create_health_app(metrics.registry, status, stock_routes(position_of)),
         settings.worker.web_host,
         settings.worker.web_port,
     )

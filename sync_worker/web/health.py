@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import orjson
 from aiohttp import web
@@ -10,9 +10,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 
 def create_health_app(
-    registry: CollectorRegistry, status: Callable[[], dict[str, object]]
+    registry: CollectorRegistry,
+    status: Callable[[], dict[str, object]],
+    routes: Iterable[web.RouteDef] = (),
 ) -> web.Application:
-    """``status()`` reports liveness; it must include ``ok`` (bool)."""
+    """``status()`` reports readiness; it must include ``ok`` (bool). ``routes`` adds the
+    worker's own read-only views."""
 
     async def healthz(_: web.Request) -> web.Response:
         report = status()
@@ -30,4 +33,5 @@ def create_health_app(
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_routes(list(routes))
     return app
