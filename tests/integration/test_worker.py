@@ -113,31 +113,50 @@ async def test_orders_are_decided_table_kept_and_levels_emitted(
     assert b"stockcast_oversold_units_total 0.0" in body
 
 
-async def test_bad_input_goes_to_dead_letters_with_a_reason(
+async def test_bad_input_goes_to_dead_letters_and_processing_continues(
     worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str, topics: TopicNames
 ) -> None:
-    worker_factory().start()
-    negative = event("order_line.placed", event_id="n1", sku="A", quantity=-2)
+    worker = worker_factory()
+    worker.start()
+    placed = {"event_id": "x", "sku": "A", "order_id": "bad"}
     await produce(
         kafka_bootstrap,
         topics.sku_events,
         [
             (b"A", b"{not json"),
-            sku_message(negative),
+            sku_message(event("order_line.placed", **placed, quantity=-2)),
+            sku_message(event("order_line.placed", **placed, quantity=0)),
+            sku_message(event("order_line.placed", **placed, quantity=10**9)),
+            sku_message(
+                {k: v for k, v in event("order_line.placed", **placed).items() if k != "buyer_id"}
+                | {"quantity": 1}
+            ),
+            sku_message(event("order_line.placed", **placed, quantity=1, schema_version=2)),
             (b"A", encoded(event("stock.counted", event_id="c1", sku="B", quantity=1))),
             sku_message(event("stock.exploded", event_id="e1", sku="A")),
+            # Good input after the bad: still decided.
+            sku_message(event("stock.counted", event_id="c2", sku="A", quantity=3)),
+            sku_message(event("order_line.placed", event_id="ok", sku="A", quantity=1)),
         ],
     )
-    letters = await consume(kafka_bootstrap, topics.dead_letters, 4)
+    letters = await consume(kafka_bootstrap, topics.dead_letters, 8)
     assert sorted(letter["reason"] for letter in letters) == [
         "key_mismatch",
         "malformed_json",
         "schema_violation",
+        "schema_violation",
+        "schema_violation",
+        "schema_violation",
         "unknown_type",
+        "unsupported_schema_version",
     ]
     malformed = next(letter for letter in letters if letter["reason"] == "malformed_json")
     assert malformed["value"] == "{not json"
     assert malformed["source_topic"] == topics.sku_events
+    (decision,) = await consume(kafka_bootstrap, topics.decisions, 1)
+    assert (decision["event_id"], decision["outcome"]) == ("ok", "accepted")
+    _, metrics = http_get(f"{worker.url}/metrics")
+    assert b'stockcast_dead_letters_total{reason="schema_violation"} 4.0' in metrics
 
 
 async def test_restart_recovers_the_table_from_its_changelog(
@@ -184,3 +203,58 @@ async def test_restart_recovers_the_table_from_its_changelog(
         ("p2", "rejected", "insufficient_stock"),
         ("p3", "accepted", None),
     ]
+
+
+async def test_a_line_lives_its_whole_life_and_every_change_is_audited(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str, topics: TopicNames
+) -> None:
+    worker = worker_factory()
+    worker.start()
+    line = {"sku": "A", "order_id": "o1"}
+    await produce(
+        kafka_bootstrap,
+        topics.sku_events,
+        [
+            sku_message(event("stock.counted", event_id="c1", sku="A", quantity=10)),
+            sku_message(event("order_line.placed", event_id="p1", **line, quantity=2)),
+            sku_message(event("order_line.paid", event_id="pay1", **line)),
+            sku_message(event("order_line.shipped", event_id="s1", **line, quantity=2)),
+            sku_message(event("order_line.return_received", event_id="r1", **line, quantity=1)),
+            sku_message(
+                event(
+                    "order_line.return_inspected",
+                    event_id="i1",
+                    **line,
+                    quantity=1,
+                    result="damaged",
+                )
+            ),
+            sku_message(
+                event("order_line.placed", event_id="p2", sku="A", order_id="o2", quantity=50)
+            ),
+        ],
+    )
+    audit = await consume(kafka_bootstrap, topics.audit, 5)
+    assert [record["event_type"] for record in audit] == [
+        "stock.counted",
+        "order_line.placed",
+        "order_line.shipped",
+        "order_line.return_received",
+        "order_line.return_inspected",
+    ]
+    assert audit[2]["before"]["on_hand"] == 10
+    assert audit[2]["after"]["on_hand"] == 8
+    (cancellation,) = await consume(kafka_bootstrap, topics.cancellation_requests, 1)
+    assert (cancellation["order_id"], cancellation["reason"]) == ("o2", "insufficient_stock")
+
+    status, body = http_get(f"{worker.url}/skus/A")
+    assert status == 200
+    view = orjson.loads(body)
+    assert (view["on_hand"], view["committed"], view["unavailable"], view["returns_pending"]) == (
+        9,
+        0,
+        1,
+        0,
+    )
+    assert view["sellable"] == 8
+    assert http_get(f"{worker.url}/skus/never-counted")[0] == 404
