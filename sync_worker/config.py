@@ -68,6 +68,9 @@ class LedgerSettings(_Frozen):
 
     default_reserve_percent: Annotated[int, Field(ge=0, le=100)] = 5
     default_reserve_units: Annotated[int, Field(ge=0)] = 0
+    partial_fulfilment_channels: tuple[str, ...] = ()
+    """Channels whose multi-line orders may be partly fulfilled; all others are
+    all-or-nothing."""
 
 
 class ChannelSettings(_Frozen):

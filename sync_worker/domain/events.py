@@ -61,6 +61,13 @@ class OrderLinePlaced(_OrderLineEvent):
     quantity: int = spec("Units ordered.", minimum=1, maximum=MAX_QUANTITY)
     buyer_id: str = spec("The buyer as the platform identifies them.", **_ID)
     region: str | None = optional_spec(None, "Shipping region code, if known.", maxLength=64)
+    order_line_count: int = optional_spec(
+        1,
+        "How many lines the whole order has; with more than one, the order is "
+        "all-or-nothing unless its channel allows partial fulfilment.",
+        minimum=1,
+        maximum=1000,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,6 +277,8 @@ class RejectReason(StrEnum):
     INSUFFICIENT_STOCK = "insufficient_stock"
     UNKNOWN_SKU = "unknown_sku"
     ALREADY_CANCELLED = "already_cancelled"
+    ORDER_INCOMPLETE = "order_incomplete"
+    """Another line of the same all-or-nothing order was rejected."""
 
 
 class Outcome(StrEnum):
@@ -292,6 +301,7 @@ class OrderLineDecided(_OrderLineEvent):
         None, "For a duplicate: what the first delivery was answered."
     )
     position_version: int = spec("The SKU's version the decision was taken against.", minimum=0)
+    order_line_count: int = optional_spec(1, "How many lines the whole order has.", minimum=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -177,6 +177,7 @@ def decision_for(
         reason=reason,
         original_outcome=original,
         position_version=position.version,
+        order_line_count=event.order_line_count,
     )
 
 

@@ -22,7 +22,7 @@ from faust.tables.manager import TableManager
 from connectors import registry
 from connectors.base import Connector
 from sync_worker.config import Settings
-from sync_worker.domain import ledger, replay
+from sync_worker.domain import ledger, orders, replay
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
@@ -76,11 +76,15 @@ class _Outputs:
     stock_levels: Any
     cancellations: Any
     audit: Any
+    order_decisions: Any
     metrics: Metrics
 
     async def emit(self, key: bytes, step: ledger.Step) -> None:
         if step.decision is not None:
             decision = step.decision
+            if decision.order_line_count > 1:  # gathered per order for all-or-nothing
+                order = orders.order_key(decision.platform, decision.order_id).encode()
+                await self.order_decisions.send(key=order, value=codecs.encode(decision))
             self.metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
             self.metrics.decision_latency.observe(
                 max(0.0, time.time() - decision.event_time_ms / 1000)
@@ -164,6 +168,7 @@ def create_app(
         stock_levels=declared_topic(topics.stock_levels),
         cancellations=declared_topic(topics.cancellation_requests),
         audit=declared_topic(topics.audit),
+        order_decisions=declared_topic(topics.order_decisions),
         metrics=metrics,
     )
     dead_letters = declared_topic(topics.dead_letters)
@@ -215,6 +220,31 @@ def create_app(
             await outputs.emit(sku_event.sku.encode(), step)
 
     app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
+
+    tallies = app.Table(names.ORDERS_TABLE, key_type=bytes, value_type=bytes)
+    order_policy = orders.OrderPolicy(frozenset(settings.ledger.partial_fulfilment_channels))
+
+    async def orders_agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            stored = tallies.get(event.key)
+            settled = orders.on_decision(
+                event.message.offset,
+                state.decode_tally(stored) if stored else None,
+                codecs.decode_decision(event.value),
+                order_policy,
+            )
+            if settled.tally is not None:
+                tallies[event.key] = state.encode(settled.tally)
+            elif stored:
+                del tallies[event.key]
+            for release in settled.releases:
+                await sku_events.send(key=release.sku.encode(), value=codecs.encode(release))
+            for request in settled.requests:
+                await outputs.cancellations.send(
+                    key=request.sku.encode(), value=codecs.encode(request)
+                )
+
+    app.agent(outputs.order_decisions, name=names.ORDERS_AGENT)(orders_agent)
 
     publisher = Publisher(channels if channels is not None else build_connectors(settings), metrics)
 

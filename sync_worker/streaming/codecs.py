@@ -19,6 +19,9 @@ from sync_worker.domain.events import (
     ORDER_LINE_EVENTS,
     SCHEMA_VERSION,
     STOCK_EVENTS,
+    OrderLineDecided,
+    Outcome,
+    RejectReason,
     SkuEvent,
     StockLevelChanged,
     type_name,
@@ -104,6 +107,21 @@ class SkuEventDecoder:
 def encode(value: Any) -> bytes:
     """An event or state dataclass as JSON (orjson serialises dataclasses and enums natively)."""
     return orjson.dumps(value)
+
+
+def decode_decision(raw: bytes) -> OrderLineDecided:
+    """Our own decision output, read back by the order aggregation."""
+    fields = orjson.loads(raw)
+    return OrderLineDecided(
+        **{
+            **fields,
+            "outcome": Outcome(fields["outcome"]),
+            "reason": RejectReason(fields["reason"]) if fields["reason"] else None,
+            "original_outcome": (
+                Outcome(fields["original_outcome"]) if fields["original_outcome"] else None
+            ),
+        }
+    )
 
 
 def decode_level(raw: bytes) -> StockLevelChanged:

@@ -28,11 +28,18 @@ CANCELLATION_REQUESTS = "cancellation-requests.v1"
 AUDIT = "audit.v1"
 """Output, keyed by SKU: every change with who, what, why, before and after."""
 
+ORDER_DECISIONS = "order-decisions.v1"
+"""Internal, keyed by order: the answers to lines of multi-line orders, gathered per order."""
+
 LEDGER_TABLE = "ledger"
 """Table: a SKU's position and the records of its order lines and stock movements
 (keys in ``streaming.state``), so all of a SKU's writes share one changelog partition."""
 
+ORDERS_TABLE = "orders"
+"""Table: order key -> OrderTally of an all-or-nothing order still being decided."""
+
 LEDGER_AGENT = "ledger"
+ORDERS_AGENT = "orders"
 PUBLISHER_AGENT = "publisher"
 
 
@@ -46,6 +53,7 @@ class TopicNames:
     dead_letters: str
     cancellation_requests: str
     audit: str
+    order_decisions: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -56,6 +64,7 @@ class TopicNames:
             dead_letters=f"{prefix}.{DEAD_LETTERS}",
             cancellation_requests=f"{prefix}.{CANCELLATION_REQUESTS}",
             audit=f"{prefix}.{AUDIT}",
+            order_decisions=f"{prefix}.{ORDER_DECISIONS}",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -66,4 +75,5 @@ class TopicNames:
             self.dead_letters,
             self.cancellation_requests,
             self.audit,
+            self.order_decisions,
         )

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from sync_worker.domain.events import OrderLineEvent, Outcome, RejectReason, SkuEvent, StockEvent
+from sync_worker.domain.orders import AcceptedLine, OrderTally
 from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
 from sync_worker.domain.records import LineRecord, LineStatus, MovementRecord, Record
 
@@ -35,7 +36,7 @@ def record_key(event: SkuEvent) -> bytes:
     return _LINE + sku + line.line_key.encode()
 
 
-def encode(value: SkuPosition | Record) -> bytes:
+def encode(value: SkuPosition | Record | OrderTally) -> bytes:
     return orjson.dumps(value)
 
 
@@ -73,4 +74,16 @@ def _line_record(fields: dict[str, Any]) -> LineRecord:
         paid=fields["paid"],
         seq=fields["seq"],
         previous=_line_record(previous) if previous else None,
+    )
+
+
+def decode_tally(raw: bytes) -> OrderTally:
+    fields = orjson.loads(raw)
+    return OrderTally(
+        line_count=fields["line_count"],
+        decided=tuple(fields["decided"]),
+        accepted=tuple(AcceptedLine(**line) for line in fields["accepted"]),
+        released=tuple(AcceptedLine(**line) for line in fields["released"]),
+        failed=fields["failed"],
+        seq=fields["seq"],
     )

@@ -24,12 +24,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, kafka.partitions, kafka.replication_factor)
-            for name in (
-                topics.sku_events,
-                topics.decisions,
-                topics.stock_levels,
-                topics.dead_letters,
-            )
+            for name in topics.all()
             if name not in existing
         ]
         # Another worker of the group may have created them a moment ago.

@@ -258,3 +258,52 @@ async def test_a_line_lives_its_whole_life_and_every_change_is_audited(
     )
     assert view["sellable"] == 8
     assert http_get(f"{worker.url}/skus/never-counted")[0] == 404
+
+
+async def test_a_multi_line_order_is_all_or_nothing_unless_its_channel_allows_partial(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str, topics: TopicNames
+) -> None:
+    # Appended to the [ledger] section of the worker's settings.
+    worker_factory('partial_fulfilment_channels = ["partial-room"]\n').start()
+
+    def line(order: str, line_id: str, sku: str, channel: str) -> tuple[bytes, bytes]:
+        return sku_message(
+            event(
+                "order_line.placed",
+                event_id=f"{order}-{line_id}",
+                sku=sku,
+                order_id=order,
+                line_id=line_id,
+                channel=channel,
+                quantity=1,
+                order_line_count=3,
+            )
+        )
+
+    stock = [
+        sku_message(event("stock.counted", event_id=f"c-{sku}", sku=sku, quantity=5))
+        for sku in ("A", "B")
+    ]
+    await produce(
+        kafka_bootstrap,
+        topics.sku_events,
+        [
+            *stock,
+            *(line("whole", n, sku, "room-1") for n, sku in (("1", "A"), ("2", "B"), ("3", "C"))),
+            *(
+                line("part", n, sku, "partial-room")
+                for n, sku in (("1", "A"), ("2", "B"), ("3", "C"))
+            ),
+        ],
+    )
+    requests = await consume(kafka_bootstrap, topics.cancellation_requests, 4)
+    assert sorted((r["order_id"], r["line_id"], r["reason"]) for r in requests) == [
+        ("part", "3", "unknown_sku"),
+        ("whole", "1", "order_incomplete"),
+        ("whole", "2", "order_incomplete"),
+        ("whole", "3", "unknown_sku"),
+    ]
+    # The whole order's lines gave their units back; the partial order keeps its two.
+    levels = await consume(kafka_bootstrap, topics.stock_levels, 8)
+    final = {lvl["sku"]: lvl for lvl in sorted(levels, key=lambda lvl: lvl["version"])}
+    assert (final["A"]["committed"], final["B"]["committed"]) == (1, 1)
