@@ -135,9 +135,8 @@ def _place(position: SkuPosition, line: LineRecord | None, event: OrderLinePlace
 def _reject(
     position: SkuPosition, line: LineRecord | None, event: OrderLinePlaced, reason: RejectReason
 ) -> Step:
-    status = LineStatus.CANCELLED if line and line.status is LineStatus.CANCELLED else None
     rejected = LineRecord(
-        status=status or LineStatus.REJECTED,
+        status=LineStatus.REJECTED,
         placed=Outcome.REJECTED,
         reason=reason,
         paid=bool(line and line.paid),

@@ -125,3 +125,40 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
 
 def encoded(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload)
+
+
+async def evict_group_members(bootstrap: str, group_id: str) -> list[str]:
+    """Remove every member of ``group_id`` from the group, as an operator does after a
+    host is confirmed dead, and return their member ids.
+
+    A SIGKILLed worker never sends LeaveGroup: its ghost member keeps the group waiting
+    in the rebalance until faust's session timeout (60 s) expires. Only call this when
+    no live worker is in the group: a live member would simply rejoin.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.protocol.group import LeaveGroupRequest
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        coordinator = await admin.find_coordinator(group_id)
+        described = await admin.describe_consumer_groups([group_id], coordinator)
+    finally:
+        await admin.close()
+    member_ids = [
+        member["member_id"]
+        for response in described
+        for group in response.to_object()["groups"]
+        for member in group["members"]
+    ]
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        for member_id in member_ids:
+            response = await client.send(coordinator, LeaveGroupRequest(group_id, member_id))
+            # 25 UNKNOWN_MEMBER_ID: the session expired or the member left meanwhile.
+            assert response.error_code in (0, 25), f"LeaveGroup failed: {response}"
+    finally:
+        await client.close()
+    return member_ids
