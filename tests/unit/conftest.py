@@ -1,102 +1,237 @@
-"""Factories for the domain's events, shared by the unit tests of the ledger and the codecs."""
+"""Factories for the domain's events and positions, shared by the unit tests of the ledger,
+the replay guard, the stored state and the codecs."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 
 from sync_worker.domain.events import (
+    InspectionResult,
     OrderLineCancelled,
+    OrderLinePaid,
     OrderLinePlaced,
+    OrderLineRefunded,
+    OrderLineReturnInspected,
+    OrderLineReturnReceived,
+    OrderLineShipped,
+    SafetyReserveChanged,
+    SkuEvent,
+    StockAdjusted,
     StockCounted,
+    StockIncomingAnnounced,
     StockReceived,
+    StockTransferredIn,
+    StockTransferredOut,
+    StockUnavailableChanged,
 )
+from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
 
 
 class EventFactory:
     """Builds well-formed SKU events; every event gets a fresh ``event_id`` unless given one.
 
-    Defaults describe one order line (``tiktok`` / ``o-1`` / ``l-1``) of SKU ``lipstick``,
-    so a test only spells out what it is about.
+    Defaults describe one order line (``tiktok`` / ``tiktok-room-1`` / ``o-1`` / ``l-1``) of
+    SKU ``lipstick`` in warehouse ``main``, so a test only spells out what it is about.
     """
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._clock_ms = itertools.count(1_700_000_000_000, 10)
 
-    def _event_id(self, given: str | None) -> str:
-        return given if given is not None else f"ev-{next(self._ids)}"
+    def _common(self, event_id: str | None, sku: str) -> dict[str, Any]:
+        return {
+            "event_id": event_id if event_id is not None else f"ev-{next(self._ids)}",
+            "sku": sku,
+            "event_time_ms": next(self._clock_ms),
+        }
+
+    def _line(
+        self,
+        *,
+        sku: str = "lipstick",
+        order_id: str = "o-1",
+        line_id: str = "l-1",
+        platform: str = "tiktok",
+        channel: str = "tiktok-room-1",
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            **self._common(event_id, sku),
+            "platform": platform,
+            "channel": channel,
+            "order_id": order_id,
+            "line_id": line_id,
+        }
+
+    def _stock(
+        self,
+        *,
+        sku: str = "lipstick",
+        warehouse: str = "main",
+        actor: str = "warehouse",
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        return {**self._common(event_id, sku), "warehouse": warehouse, "actor": actor}
+
+    # --- order lines ------------------------------------------------------------------
 
     def placed(
         self,
         *,
         quantity: int = 1,
-        sku: str = "lipstick",
-        order_id: str = "o-1",
-        line_id: str = "l-1",
-        platform: str = "tiktok",
-        channel: str = "tiktok-room-1",
-        event_id: str | None = None,
         region: str | None = None,
+        order_line_count: int = 1,
+        **line: Any,
     ) -> OrderLinePlaced:
         return OrderLinePlaced(
-            event_id=self._event_id(event_id),
-            platform=platform,
-            channel=channel,
-            order_id=order_id,
-            line_id=line_id,
-            sku=sku,
+            **self._line(**line),
             quantity=quantity,
             buyer_id="buyer-1",
             region=region,
-            event_time_ms=next(self._clock_ms),
+            order_line_count=order_line_count,
         )
 
-    def cancelled(
+    def paid(self, **line: Any) -> OrderLinePaid:
+        return OrderLinePaid(**self._line(**line))
+
+    def cancelled(self, *, reason: str = "buyer_cancelled", **line: Any) -> OrderLineCancelled:
+        return OrderLineCancelled(**self._line(**line), reason=reason)
+
+    def refunded(self, *, reason: str = "buyer_request", **line: Any) -> OrderLineRefunded:
+        return OrderLineRefunded(**self._line(**line), reason=reason)
+
+    def shipped(
+        self, *, quantity: int = 1, warehouse: str = "main", **line: Any
+    ) -> OrderLineShipped:
+        return OrderLineShipped(**self._line(**line), quantity=quantity, warehouse=warehouse)
+
+    def return_received(
+        self, *, quantity: int = 1, warehouse: str = "main", **line: Any
+    ) -> OrderLineReturnReceived:
+        return OrderLineReturnReceived(**self._line(**line), quantity=quantity, warehouse=warehouse)
+
+    def return_inspected(
         self,
         *,
-        sku: str = "lipstick",
-        order_id: str = "o-1",
-        line_id: str = "l-1",
-        platform: str = "tiktok",
-        channel: str = "tiktok-room-1",
-        event_id: str | None = None,
-    ) -> OrderLineCancelled:
-        return OrderLineCancelled(
-            event_id=self._event_id(event_id),
-            platform=platform,
-            channel=channel,
-            order_id=order_id,
-            line_id=line_id,
-            sku=sku,
-            reason="buyer_cancelled",
-            event_time_ms=next(self._clock_ms),
+        quantity: int = 1,
+        result: InspectionResult = InspectionResult.RESTOCK,
+        warehouse: str = "main",
+        **line: Any,
+    ) -> OrderLineReturnInspected:
+        return OrderLineReturnInspected(
+            **self._line(**line), quantity=quantity, result=result, warehouse=warehouse
         )
 
-    def counted(
-        self, quantity: int, *, sku: str = "lipstick", event_id: str | None = None
-    ) -> StockCounted:
-        return StockCounted(
-            event_id=self._event_id(event_id),
-            sku=sku,
-            quantity=quantity,
-            actor="warehouse",
-            event_time_ms=next(self._clock_ms),
-        )
+    # --- stock ------------------------------------------------------------------------
 
     def received(
-        self, quantity: int, *, sku: str = "lipstick", event_id: str | None = None
+        self, quantity: int, *, batch_id: str | None = None, **stock: Any
     ) -> StockReceived:
-        return StockReceived(
-            event_id=self._event_id(event_id),
-            sku=sku,
+        return StockReceived(**self._stock(**stock), quantity=quantity, batch_id=batch_id)
+
+    def counted(self, quantity: int, **stock: Any) -> StockCounted:
+        return StockCounted(**self._stock(**stock), quantity=quantity)
+
+    def adjusted(self, delta: int, *, reason: str = "correction", **stock: Any) -> StockAdjusted:
+        return StockAdjusted(**self._stock(**stock), delta=delta, reason=reason)
+
+    def unavailable_changed(
+        self, delta: int, *, reason: str = "qc_hold", **stock: Any
+    ) -> StockUnavailableChanged:
+        return StockUnavailableChanged(**self._stock(**stock), delta=delta, reason=reason)
+
+    def transferred_out(
+        self, quantity: int, *, transfer_id: str = "t-1", destination: str = "east", **stock: Any
+    ) -> StockTransferredOut:
+        return StockTransferredOut(
+            **self._stock(**stock),
             quantity=quantity,
-            actor="warehouse",
-            event_time_ms=next(self._clock_ms),
+            transfer_id=transfer_id,
+            destination=destination,
         )
+
+    def transferred_in(
+        self, quantity: int, *, transfer_id: str = "t-1", source: str = "west", **stock: Any
+    ) -> StockTransferredIn:
+        return StockTransferredIn(
+            **self._stock(**stock), quantity=quantity, transfer_id=transfer_id, source=source
+        )
+
+    def incoming_announced(
+        self, quantity: int, *, batch_id: str = "b-1", eta_ms: int = 1_700_000_900_000, **stock: Any
+    ) -> StockIncomingAnnounced:
+        return StockIncomingAnnounced(
+            **self._stock(**stock), quantity=quantity, batch_id=batch_id, eta_ms=eta_ms
+        )
+
+    def safety_reserve_changed(
+        self, *, units: int = 0, percent: int = 0, **stock: Any
+    ) -> SafetyReserveChanged:
+        return SafetyReserveChanged(**self._stock(**stock), units=units, percent=percent)
+
+    def every_input_type(self) -> list[SkuEvent]:
+        """One event of each of the 15 input types, all fields non-default where possible."""
+        return [
+            self.placed(quantity=3, region="CN-31", order_line_count=2),
+            self.paid(),
+            self.cancelled(),
+            self.refunded(),
+            self.shipped(quantity=3, warehouse="east"),
+            self.return_received(quantity=2, warehouse="east"),
+            self.return_inspected(quantity=2, result=InspectionResult.DAMAGED, warehouse="east"),
+            self.received(7, batch_id="b-7", warehouse="east"),
+            self.counted(0),
+            self.adjusted(-4, reason="lost"),
+            self.unavailable_changed(2, reason="damaged"),
+            self.transferred_out(5, transfer_id="t-9", destination="east"),
+            self.transferred_in(5, transfer_id="t-9", source="main", warehouse="east"),
+            self.incoming_announced(40, batch_id="b-7", eta_ms=1_700_003_600_000),
+            self.safety_reserve_changed(units=3, percent=10),
+        ]
 
 
 @pytest.fixture
 def events() -> EventFactory:
     return EventFactory()
+
+
+MakePosition = Callable[..., SkuPosition]
+NO_RESERVE = SafetyReserve()
+
+
+def make_position(
+    on_hand: int = 10,
+    *,
+    committed: int = 0,
+    reserve: SafetyReserve = NO_RESERVE,
+    unavailable: int = 0,
+    returns_pending: int = 0,
+    warehouse: str = "main",
+    others: Iterable[tuple[str, WarehouseStock]] = (),
+    incoming: tuple[IncomingBatch, ...] = (),
+    version: int = 1,
+    sku: str = "lipstick",
+    known: bool = True,
+) -> SkuPosition:
+    """A position with one warehouse described by the arguments, plus ``others``."""
+    stock = WarehouseStock(on_hand, unavailable, returns_pending)
+    return SkuPosition(
+        sku,
+        warehouses=tuple(sorted([(warehouse, stock), *others])),
+        committed=committed,
+        reserve=reserve,
+        incoming=incoming,
+        version=version,
+        known=known,
+    )
+
+
+@pytest.fixture
+def stocked() -> MakePosition:
+    """A counted SKU (``known``), by default 10 on hand in ``main``, nothing committed, no
+    reserve, version 1."""
+    return make_position

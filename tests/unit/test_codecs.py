@@ -1,57 +1,54 @@
-"""The wire edge: published schemas, the dataclasses they describe, and the decoder."""
+"""The wire edge: published schemas, the dataclasses they come from, the decoder, and every
+output the worker writes."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
+import enum
+import typing
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sync_worker.domain import events as domain_events
+from sync_worker.domain import orders
 from sync_worker.domain.events import (
+    MAX_QUANTITY,
+    MAX_STOCK,
+    ORDER_LINE_EVENTS,
     SCHEMA_VERSION,
-    OrderLineCancelled,
+    STOCK_EVENTS,
+    InspectionResult,
     OrderLineDecided,
-    OrderLinePlaced,
+    OrderLineReturnInspected,
     Outcome,
     RejectReason,
-    StockCounted,
-    StockLevelChanged,
-    StockReceived,
+    SkuEvent,
+    type_name,
 )
-from sync_worker.domain.ledger import LineRecord, LineStatus, SkuPosition, apply
-from sync_worker.streaming import codecs
+from sync_worker.domain.ledger import Step, apply
+from sync_worker.domain.position import SkuPosition
+from sync_worker.domain.records import Record
+from sync_worker.streaming import codecs, schemas, state
 from sync_worker.streaming.dead_letters import DeadLetter
 
 if TYPE_CHECKING:
     from tests.unit.conftest import EventFactory
 
-SCHEMA_CLASSES: dict[str, type[Any]] = {
-    "order_line.placed.v1": OrderLinePlaced,
-    "order_line.cancelled.v1": OrderLineCancelled,
-    "stock.counted.v1": StockCounted,
-    "stock.received.v1": StockReceived,
-    "order_line.decided.v1": OrderLineDecided,
-    "stock.level_changed.v1": StockLevelChanged,
-    "dead_letter.v1": DeadLetter,
-}
-INPUTS = (
-    "order_line.placed.v1",
-    "order_line.cancelled.v1",
-    "stock.counted.v1",
-    "stock.received.v1",
-)
+INPUT_TYPES = [type_name(cls) for cls in (*ORDER_LINE_EVENTS, *STOCK_EVENTS)]
+OUTPUT_CLASSES = {schemas.schema_name(cls): cls for cls in schemas.OUTPUTS}
+INPUT_CLASSES = {schemas.schema_name(cls): cls for cls in schemas.INPUTS}
+ALL_CLASSES = {**INPUT_CLASSES, **OUTPUT_CLASSES}
 
 
-def published_schema_names() -> list[str]:
-    files = importlib.resources.files("sync_worker.schemas").iterdir()
-    return sorted(file.name.removesuffix(".json") for file in files if file.name.endswith(".json"))
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def decoder() -> codecs.SkuEventDecoder:
+    """Immutable once built; shared so the schemas compile once per module."""
     return codecs.SkuEventDecoder()
 
 
@@ -59,87 +56,301 @@ def validate(schema_name: str, payload: bytes) -> None:
     jsonschema.Draft202012Validator(codecs.load_schema(schema_name)).validate(orjson.loads(payload))
 
 
+def defaults_of(cls: type[Any]) -> set[str]:
+    return {
+        field.name
+        for field in dataclasses.fields(cls)
+        if field.default is not dataclasses.MISSING
+        or field.default_factory is not dataclasses.MISSING
+    }
+
+
 # --- the published schemas ------------------------------------------------------------
 
 
-def test_every_published_schema_has_its_dataclass() -> None:
-    assert published_schema_names() == sorted(SCHEMA_CLASSES)
+def test_there_are_fifteen_input_types_and_five_outputs() -> None:
+    assert len(INPUT_TYPES) == len(set(INPUT_TYPES)) == 15
+    assert set(codecs.SKU_EVENT_TYPES) == set(INPUT_TYPES)
+    assert sorted(OUTPUT_CLASSES) == [
+        "dead_letter.v1",
+        "order_line.cancellation_requested.v1",
+        "order_line.decided.v1",
+        "stock.audit.v1",
+        "stock.level_changed.v1",
+    ]
 
 
-@pytest.mark.parametrize("name", sorted(SCHEMA_CLASSES))
+def test_the_committed_schema_files_are_exactly_what_the_dataclasses_generate() -> None:
+    """Run ``python -m sync_worker.streaming.schemas`` after changing an event."""
+    committed = {path.name: path.read_bytes() for path in schemas.SCHEMA_DIR.glob("*.json")}
+
+    assert committed == schemas.generate()
+    assert len(committed) == len(ALL_CLASSES) == 20
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CLASSES))
 def test_every_published_schema_is_a_valid_draft_2020_12_schema(name: str) -> None:
     schema = codecs.load_schema(name)
 
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"].endswith(f"/{name}.json")
+    assert schema["$id"] == f"{schemas.BASE_URI}{name}.json"
+    assert schema["title"] == name
+    assert schema["description"]
     assert schema["additionalProperties"] is False
 
 
-@pytest.mark.parametrize("name", sorted(SCHEMA_CLASSES))
+@pytest.mark.parametrize("name", sorted(ALL_CLASSES))
 def test_a_dataclass_has_exactly_the_schemas_properties(name: str) -> None:
-    schema, cls = codecs.load_schema(name), SCHEMA_CLASSES[name]
+    schema, cls = codecs.load_schema(name), ALL_CLASSES[name]
     fields = {field.name: field for field in dataclasses.fields(cls)}
 
-    assert set(fields) == set(schema["properties"])
-    assert schema["properties"]["type"] == {"const": fields["type"].default}
-    assert schema["properties"]["schema_version"] == {"const": SCHEMA_VERSION}
-    assert fields["schema_version"].default == SCHEMA_VERSION
-    assert name.startswith(f"{fields['type'].default}.v")
+    assert list(schema["properties"]) == list(fields)
+    assert schema["properties"]["type"]["const"] == fields["type"].default
+    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    assert name == f"{fields['type'].default}.v{SCHEMA_VERSION}"
 
 
-@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize("name", sorted(INPUT_CLASSES))
 def test_an_input_schema_requires_exactly_the_fields_without_defaults(name: str) -> None:
     """The decoder builds the dataclass from what the schema let through: a field the
     dataclass needs but the schema does not require would crash the agent."""
-    schema, cls = codecs.load_schema(name), SCHEMA_CLASSES[name]
-    without_default = {
-        field.name
-        for field in dataclasses.fields(cls)
-        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-    }
+    schema, cls = codecs.load_schema(name), INPUT_CLASSES[name]
+    every = {field.name for field in dataclasses.fields(cls)}
 
-    assert set(schema["required"]) == without_default | {"type", "schema_version"}
+    assert set(schema["required"]) == (every - defaults_of(cls)) | {"type", "schema_version"}
 
 
-@pytest.mark.parametrize("name", sorted(set(SCHEMA_CLASSES) - set(INPUTS)))
-def test_an_output_schema_requires_every_field_the_encoder_writes(name: str) -> None:
-    """Outputs are always encoded whole (orjson writes every field, defaults included), so
-    their schemas may require more than the fields without defaults, e.g. a null reason."""
-    schema, cls = codecs.load_schema(name), SCHEMA_CLASSES[name]
-    without_default = {
-        field.name
-        for field in dataclasses.fields(cls)
-        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-    }
+@pytest.mark.parametrize("name", sorted(OUTPUT_CLASSES))
+def test_an_output_schema_requires_every_field(name: str) -> None:
+    """Outputs are always encoded whole (orjson writes every field, defaults included)."""
+    schema, cls = codecs.load_schema(name), OUTPUT_CLASSES[name]
 
-    assert without_default | {"type", "schema_version"} <= set(schema["required"])
-    assert set(schema["required"]) == {field.name for field in dataclasses.fields(cls)}
+    assert schema["required"] == [field.name for field in dataclasses.fields(cls)]
 
 
-def test_the_decided_schema_knows_every_reason_and_every_outcome_the_ledger_emits() -> None:
+def test_the_decided_schema_knows_every_reason_and_every_outcome() -> None:
     properties = codecs.load_schema("order_line.decided.v1")["properties"]
 
-    assert set(properties["reason"]["enum"]) == {*RejectReason, None}
-    # Outcome.CANCELLED exists in the enum but the ledger never decides a line with it.
-    emitted = {Outcome.ACCEPTED, Outcome.REJECTED, Outcome.DUPLICATE}
-    assert set(properties["outcome"]["enum"]) == emitted
+    assert properties["reason"]["enum"] == [*RejectReason, None]
+    assert properties["outcome"]["enum"] == list(Outcome)
+    assert properties["original_outcome"]["enum"] == [*Outcome, None]
 
 
-def test_the_decoder_knows_one_class_per_input_type() -> None:
-    known = dict(codecs.SKU_EVENT_TYPES)
+def test_quantities_are_bounded_in_the_schemas() -> None:
+    placed = codecs.load_schema("order_line.placed.v1")["properties"]["quantity"]
+    received = codecs.load_schema("stock.received.v1")["properties"]["quantity"]
+    adjusted = codecs.load_schema("stock.adjusted.v1")["properties"]["delta"]
 
-    assert known == {name.removesuffix(".v1"): SCHEMA_CLASSES[name] for name in INPUTS}
+    assert (placed["minimum"], placed["maximum"]) == (1, MAX_QUANTITY)
+    assert (received["minimum"], received["maximum"]) == (1, MAX_STOCK)
+    assert (adjusted["minimum"], adjusted["maximum"]) == (-MAX_STOCK, MAX_STOCK)
 
 
-# --- outputs validate against what we publish -----------------------------------------
+# --- decoding inputs --------------------------------------------------------------------
 
 
-def test_every_decision_and_level_the_ledger_emits_validates(events: EventFactory) -> None:
-    position = SkuPosition("lipstick")
-    outputs: list[tuple[str, bytes]] = []
-    line = None
-    script = [
+@pytest.mark.parametrize("event_type", INPUT_TYPES)
+def test_every_input_type_round_trips(
+    events: EventFactory, decoder: codecs.SkuEventDecoder, event_type: str
+) -> None:
+    (event,) = [event for event in events.every_input_type() if event.type == event_type]
+    wire = codecs.encode(event)
+    validate(f"{event_type}.v1", wire)
+
+    assert decoder.decode(event.sku.encode(), wire) == event
+    assert decoder.decode(None, wire) == event  # an unkeyed message is fine too
+
+
+def test_an_enum_field_comes_back_as_the_enum(
+    events: EventFactory, decoder: codecs.SkuEventDecoder
+) -> None:
+    event = events.return_inspected(result=InspectionResult.DAMAGED)
+
+    decoded = decoder.decode(b"lipstick", codecs.encode(event))
+
+    assert isinstance(decoded, OrderLineReturnInspected)
+    assert decoded.result is InspectionResult.DAMAGED
+
+
+@pytest.mark.parametrize("event_type", INPUT_TYPES)
+def test_an_input_may_leave_out_every_field_that_has_a_default(
+    events: EventFactory, decoder: codecs.SkuEventDecoder, event_type: str
+) -> None:
+    (event,) = [event for event in events.every_input_type() if event.type == event_type]
+    cls = type(event)
+    payload = orjson.loads(codecs.encode(event))
+    for name in defaults_of(cls) - {"type", "schema_version"}:
+        del payload[name]
+
+    decoded = decoder.decode(event.sku.encode(), orjson.dumps(payload))
+
+    assert decoded == cls(**{name: getattr(event, name) for name in payload})
+
+
+def placed_payload(events: EventFactory, **changes: Any) -> bytes:
+    return changed(events.placed(quantity=2), **changes)
+
+
+def changed(event: SkuEvent, **changes: Any) -> bytes:
+    payload = orjson.loads(codecs.encode(event))
+    for name, value in changes.items():
+        if value is dataclasses.MISSING:
+            del payload[name]
+        else:
+            payload[name] = value
+    return orjson.dumps(payload)
+
+
+def bad_inputs(events: EventFactory) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+    yield "empty_value", b"lipstick", None
+    for value in (b"{not json", b"", b"\xff\xfe{}", b'[{"type": "stock.counted"}]', b'"x"'):
+        yield "malformed_json", b"lipstick", value
+    yield "malformed_json", b"lipstick", b'{"sku": "\\ud800"}'  # a lone surrogate
+    for value in (
+        b"{}",
+        b'{"type": "order_line.exploded"}',
+        b'{"type": 5}',
+        b'{"type": "stock.level_changed"}',
+        b'{"type": "order_line.decided"}',
+        b'{"type": "dead_letter"}',
+    ):
+        yield "unknown_type", b"lipstick", value
+    for quantity in (0, -3, MAX_QUANTITY + 1, True, "2", 2.5, None):
+        yield "schema_violation", b"lipstick", placed_payload(events, quantity=quantity)
+    yield "schema_violation", b"lipstick", placed_payload(events, buyer_id=dataclasses.MISSING)
+    yield "schema_violation", b"lipstick", placed_payload(events, schema_version=dataclasses.MISSING)
+    yield "schema_violation", b"lipstick", placed_payload(events, coupon="FREE")
+    yield "schema_violation", b"lipstick", placed_payload(events, schema_version=0)
+    yield "schema_violation", b"lipstick", placed_payload(events, schema_version="2")
+    yield "schema_violation", b"lipstick", placed_payload(events, sku="")
+    yield "schema_violation", b"lipstick", placed_payload(events, sku="x" * 201)
+    yield "schema_violation", b"lipstick", placed_payload(events, event_time_ms=-1)
+    yield "schema_violation", b"lipstick", placed_payload(events, order_line_count=0)
+    yield "schema_violation", b"lipstick", changed(events.received(4), quantity=0)
+    yield "schema_violation", b"lipstick", changed(events.received(4), quantity=MAX_STOCK + 1)
+    yield "schema_violation", b"lipstick", changed(events.counted(4), quantity=-1)
+    yield "schema_violation", b"lipstick", changed(events.counted(4), quantity=10.0)
+    yield "schema_violation", b"lipstick", changed(events.adjusted(-1), delta=-MAX_STOCK - 1)
+    yield "schema_violation", b"lipstick", changed(events.adjusted(-1), reason=dataclasses.MISSING)
+    yield "schema_violation", b"lipstick", changed(events.shipped(), warehouse="")
+    yield "schema_violation", b"lipstick", changed(events.safety_reserve_changed(), percent=101)
+    yield "schema_violation", b"lipstick", changed(events.return_inspected(), result="lost")
+    for event in events.every_input_type():
+        yield "unsupported_schema_version", b"lipstick", changed(event, schema_version=2)
+    yield "unsupported_schema_version", b"lipstick", placed_payload(events, schema_version=7)
+    yield "key_mismatch", b"mascara", placed_payload(events)
+    yield "key_mismatch", b"\xff", placed_payload(events)
+    yield "key_mismatch", b"", changed(events.counted(1))
+
+
+def test_bad_inputs_get_the_right_reason(
+    events: EventFactory, decoder: codecs.SkuEventDecoder
+) -> None:
+    for reason, key, value in bad_inputs(events):
+        with pytest.raises(codecs.InvalidEvent) as caught:
+            decoder.decode(key, value)
+        assert caught.value.reason == reason, (key, value)
+        assert str(caught.value).startswith(f"{reason}: ")
+        assert caught.value.detail
+
+
+def test_a_newer_schema_version_is_named_in_the_detail(
+    events: EventFactory, decoder: codecs.SkuEventDecoder
+) -> None:
+    with pytest.raises(codecs.InvalidEvent) as caught:
+        decoder.decode(b"lipstick", placed_payload(events, schema_version=2, coupon="FREE"))
+
+    assert caught.value.reason == "unsupported_schema_version"
+    assert "order_line.placed v2" in caught.value.detail
+
+
+def test_a_key_mismatch_names_both_the_key_and_the_sku(
+    events: EventFactory, decoder: codecs.SkuEventDecoder
+) -> None:
+    with pytest.raises(codecs.InvalidEvent) as caught:
+        decoder.decode(b"mascara", placed_payload(events))
+
+    assert "mascara" in caught.value.detail
+    assert "lipstick" in caught.value.detail
+
+
+@pytest.mark.parametrize("event_type", INPUT_TYPES)
+def test_an_integral_float_never_reaches_the_domain(
+    events: EventFactory, decoder: codecs.SkuEventDecoder, event_type: str
+) -> None:
+    """JSON Schema counts 2.0 as an integer; a float count would make every later push
+    carry 10.0, which strict platform APIs (the simulator among them) refuse."""
+    (event,) = [event for event in events.every_input_type() if event.type == event_type]
+
+    with pytest.raises(codecs.InvalidEvent) as caught:
+        decoder.decode(b"lipstick", changed(event, event_time_ms=float(event.event_time_ms)))
+
+    assert caught.value.reason == "schema_violation"
+
+
+# --- a generated round trip over the whole input contract -------------------------------
+
+
+def value_strategy(hint: Any, metadata: Any) -> st.SearchStrategy[Any]:
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return st.sampled_from(typing.get_args(hint))
+    if origin is not None:  # X | None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return st.none() | value_strategy(inner, metadata)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return st.sampled_from(hint)
+    if hint is int:
+        return st.integers(metadata.get("minimum", -(2**53)), metadata.get("maximum", 2**53))
+    alphabet = st.characters(codec="utf-8")
+    return st.text(alphabet, min_size=metadata.get("minLength", 0), max_size=8)
+
+
+@st.composite
+def input_events(draw: st.DrawFn) -> SkuEvent:
+    cls = draw(st.sampled_from(schemas.INPUTS))
+    hints = typing.get_type_hints(cls)
+    values = {
+        field.name: draw(value_strategy(hints[field.name], field.metadata))
+        for field in dataclasses.fields(cls)
+    }
+    event: SkuEvent = cls(**values)
+    return event
+
+
+@settings(max_examples=300, deadline=None)
+@given(input_events())
+def test_any_event_the_schemas_allow_round_trips(event: SkuEvent) -> None:
+    decoder = _shared_decoder()
+    wire = codecs.encode(event)
+    validate(schemas.schema_name(type(event)), wire)
+
+    assert decoder.decode(event.sku.encode(), wire) == event
+
+
+_DECODERS: list[codecs.SkuEventDecoder] = []
+
+
+def _shared_decoder() -> codecs.SkuEventDecoder:
+    # Hypothesis cannot take function-scoped fixtures; build the decoder once.
+    if not _DECODERS:
+        _DECODERS.append(codecs.SkuEventDecoder())
+    return _DECODERS[0]
+
+
+# --- every output validates against what we publish -------------------------------------
+
+
+def outputs_of(step: Step) -> Iterator[tuple[str, bytes]]:
+    for value in (step.decision, step.level, step.audit, step.cancellation):
+        if value is not None:
+            yield schemas.schema_name(type(value)), codecs.encode(value)
+
+
+def a_busy_session(events: EventFactory) -> list[SkuEvent]:
+    """Every kind of answer, change and rejection the ledger gives."""
+    return [
         events.placed(quantity=1, line_id="l-0"),  # unknown SKU
         events.counted(5),
         events.placed(quantity=2),  # accepted
@@ -147,26 +358,66 @@ def test_every_decision_and_level_the_ledger_emits_validates(events: EventFactor
         events.placed(quantity=9, line_id="l-2"),  # insufficient
         events.cancelled(line_id="l-3"),
         events.placed(quantity=1, line_id="l-3"),  # already cancelled
-        events.cancelled(),  # releases l-1
-        events.received(3),
+        events.paid(),
+        events.shipped(quantity=2, warehouse="main"),
+        events.return_received(quantity=1),
+        events.return_inspected(quantity=1, result=InspectionResult.DAMAGED),
+        events.placed(quantity=1, line_id="l-4"),
+        events.refunded(line_id="l-4"),
+        events.shipped(quantity=3, line_id="l-5"),  # ahead of its placement: on hand < 0
+        *events.every_input_type()[7:],
     ]
-    lines: dict[str, LineRecord] = {}
-    for event in script:
-        key = getattr(event, "line_key", None)
-        line = lines.get(key) if key is not None else None
-        step = apply(position, line, event)
-        position = step.position
-        if key is not None and step.line is not None:
-            lines[key] = step.line
-        if step.decision is not None:
-            outputs.append(("order_line.decided.v1", codecs.encode(step.decision)))
-        if step.level is not None:
-            outputs.append(("stock.level_changed.v1", codecs.encode(step.level)))
 
-    reasons = {orjson.loads(body)["reason"] for name, body in outputs if "decided" in name}
-    assert reasons == {*RejectReason, None}
-    for name, body in outputs:
+
+def test_every_output_of_a_busy_session_validates(events: EventFactory) -> None:
+    position = SkuPosition("lipstick")
+    records: dict[bytes, Record] = {}
+    written: list[tuple[str, bytes]] = []
+    for event in a_busy_session(events):
+        key = state.record_key(event)
+        step = apply(position, records.get(key), event)
+        position = step.position
+        if step.record is not None:
+            records[key] = step.record
+        written += outputs_of(step)
+
+    for name, body in written:
         validate(name, body)
+    decided = [orjson.loads(body) for name, body in written if name == "order_line.decided.v1"]
+    assert {answer["reason"] for answer in decided} == {*RejectReason, None} - {
+        RejectReason.ORDER_INCOMPLETE  # given by the order aggregation, below
+    }
+    assert {answer["outcome"] for answer in decided} == set(Outcome)
+    assert {name for name, _ in written} == set(OUTPUT_CLASSES) - {"dead_letter.v1"}
+    assert position.on_hand < 0 < len(written)  # negative on hand is published as is
+
+
+def test_the_order_aggregations_releases_and_requests_validate_and_decode(
+    decoder: codecs.SkuEventDecoder,
+) -> None:
+    def answer(line_id: str, outcome: Outcome) -> OrderLineDecided:
+        return OrderLineDecided(
+            event_id=f"e-{line_id}",
+            sku=f"sku-{line_id}",
+            event_time_ms=1,
+            platform="tiktok",
+            channel="room-1",
+            order_id="o-1",
+            line_id=line_id,
+            quantity=1,
+            outcome=outcome,
+            reason=RejectReason.INSUFFICIENT_STOCK if outcome is Outcome.REJECTED else None,
+            position_version=1,
+            order_line_count=2,
+        )
+
+    first = orders.on_decision(0, None, answer("1", Outcome.ACCEPTED))
+    settled = orders.on_decision(1, first.tally, answer("2", Outcome.REJECTED))
+
+    (release,), (request,) = settled.releases, settled.requests
+    assert decoder.decode(b"sku-1", codecs.encode(release)) == release
+    validate("order_line.cancellation_requested.v1", codecs.encode(request))
+    assert request.reason is RejectReason.ORDER_INCOMPLETE
 
 
 @pytest.mark.parametrize(("key", "value"), [(b"lipstick", b'{"a": 1}'), (None, b"\xff\xfe")])
@@ -194,158 +445,78 @@ def test_a_dead_letter_keeps_a_missing_value_as_text() -> None:
     assert letter.value == ""
 
 
-# --- decoding inputs ------------------------------------------------------------------
-
-
-def input_events(events: EventFactory) -> list[Any]:
-    return [
-        events.placed(quantity=3),
-        events.placed(quantity=1, region="CN-31"),
-        events.cancelled(),
-        events.counted(0),
-        events.counted(120),
-        events.received(7),
-    ]
-
-
-def test_every_input_type_round_trips(
-    events: EventFactory, decoder: codecs.SkuEventDecoder
-) -> None:
-    for event in input_events(events):
-        wire = codecs.encode(event)
-        validate(f"{event.type}.v1", wire)
-
-        assert decoder.decode(event.sku.encode(), wire) == event
-        assert decoder.decode(None, wire) == event  # an unkeyed message is fine too
-
-
-def test_a_placement_without_a_region_decodes_with_none(
-    events: EventFactory, decoder: codecs.SkuEventDecoder
-) -> None:
-    payload = orjson.loads(codecs.encode(events.placed()))
-    del payload["region"]
-
-    event = decoder.decode(b"lipstick", orjson.dumps(payload))
-
-    assert isinstance(event, OrderLinePlaced)
-    assert event.region is None
-
-
-def placed_payload(events: EventFactory, **changes: Any) -> bytes:
-    payload = orjson.loads(codecs.encode(events.placed(quantity=2)))
-    for name, value in changes.items():
-        if value is dataclasses.MISSING:
-            del payload[name]
-        else:
-            payload[name] = value
-    return orjson.dumps(payload)
-
-
-def test_bad_inputs_get_the_right_reason(
-    events: EventFactory, decoder: codecs.SkuEventDecoder
-) -> None:
-    received = orjson.loads(codecs.encode(events.received(4)))
-    counted = orjson.loads(codecs.encode(events.counted(4)))
-    cases: list[tuple[str, bytes | None, bytes | None]] = [
-        ("empty_value", b"lipstick", None),
-        ("malformed_json", b"lipstick", b"{not json"),
-        ("malformed_json", b"lipstick", b""),
-        ("malformed_json", b"lipstick", b"\xff\xfe{}"),
-        ("malformed_json", b"lipstick", b'[{"type": "stock.counted"}]'),
-        ("malformed_json", b"lipstick", b'"stock.counted"'),
-        ("unknown_type", b"lipstick", b"{}"),
-        ("unknown_type", b"lipstick", b'{"type": "order_line.refunded"}'),
-        ("unknown_type", b"lipstick", b'{"type": 5}'),
-        ("unknown_type", b"lipstick", b'{"type": "stock.level_changed"}'),
-        ("schema_violation", b"lipstick", placed_payload(events, quantity=0)),
-        ("schema_violation", b"lipstick", placed_payload(events, quantity=-3)),
-        ("schema_violation", b"lipstick", placed_payload(events, quantity=True)),
-        ("schema_violation", b"lipstick", placed_payload(events, quantity="2")),
-        ("schema_violation", b"lipstick", placed_payload(events, quantity=2.5)),
-        ("schema_violation", b"lipstick", placed_payload(events, buyer_id=dataclasses.MISSING)),
-        ("schema_violation", b"lipstick", placed_payload(events, coupon="FREE")),
-        ("schema_violation", b"lipstick", placed_payload(events, schema_version=2)),
-        ("schema_violation", b"lipstick", placed_payload(events, sku="")),
-        ("schema_violation", b"lipstick", placed_payload(events, event_time_ms=-1)),
-        ("schema_violation", b"lipstick", orjson.dumps({**received, "quantity": 0})),
-        ("schema_violation", b"lipstick", orjson.dumps({**received, "quantity": -1})),
-        ("schema_violation", b"lipstick", orjson.dumps({**counted, "quantity": -1})),
-        ("key_mismatch", b"mascara", placed_payload(events)),
-        ("key_mismatch", b"\xff", placed_payload(events)),
-    ]
-
-    for reason, key, value in cases:
-        with pytest.raises(codecs.InvalidEvent) as caught:
-            decoder.decode(key, value)
-        assert caught.value.reason == reason, (key, value)
-        assert str(caught.value).startswith(f"{reason}: ")
-        assert caught.value.detail
-
-
-def test_a_key_mismatch_names_both_the_key_and_the_sku(
-    events: EventFactory, decoder: codecs.SkuEventDecoder
-) -> None:
-    with pytest.raises(codecs.InvalidEvent) as caught:
-        decoder.decode(b"mascara", placed_payload(events))
-
-    assert "mascara" in caught.value.detail
-    assert "lipstick" in caught.value.detail
-
-
-@pytest.mark.parametrize("field", ["quantity", "schema_version", "event_time_ms"])
-def test_an_integral_float_never_reaches_the_domain(
-    events: EventFactory, decoder: codecs.SkuEventDecoder, field: str
-) -> None:
-    """JSON Schema counts 2.0 as an integer; a float count would make every later push
-    carry 10.0, which strict platform APIs (the simulator among them) refuse."""
-    value = orjson.loads(placed_payload(events))[field]
-
-    with pytest.raises(codecs.InvalidEvent) as caught:
-        decoder.decode(b"lipstick", placed_payload(events, **{field: float(value)}))
-
-    assert caught.value.reason == "schema_violation"
-
-
-def test_a_float_count_is_refused_too(
-    events: EventFactory, decoder: codecs.SkuEventDecoder
-) -> None:
-    counted = orjson.loads(codecs.encode(events.counted(10)))
-
-    with pytest.raises(codecs.InvalidEvent) as caught:
-        decoder.decode(b"lipstick", orjson.dumps({**counted, "quantity": 10.0}))
-
-    assert caught.value.reason == "schema_violation"
-
-
-# --- stored state ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "position",
-    [
-        SkuPosition("lipstick"),
-        SkuPosition(
-            "lipstick", on_hand=120, committed=17, safety_reserve=6, version=42, known=True
-        ),
-        SkuPosition("CASE/12 ☃", on_hand=0, committed=3, version=1, known=True),
-    ],
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the audit actor of an order-line change is 'platform:channel', up to 401 "
+    "characters, but stock.audit.v1 publishes actor with maxLength 200: a long platform "
+    "or channel name (both allowed up to 200) makes the worker write audit records that "
+    "break its own schema.",
 )
-def test_a_position_round_trips(position: SkuPosition) -> None:
-    assert codecs.decode_position(codecs.encode(position)) == position
+def test_the_audit_record_of_a_long_channel_name_validates(events: EventFactory) -> None:
+    counted = apply(SkuPosition("lipstick"), None, events.counted(5))
+    placement = events.placed(platform="p" * 150, channel="c" * 150)
+
+    step = apply(counted.position, None, placement)
+
+    assert step.audit is not None
+    validate("stock.audit.v1", codecs.encode(step.audit))
 
 
-@pytest.mark.parametrize("status", list(LineStatus))
-def test_a_line_record_round_trips(status: LineStatus) -> None:
-    record = LineRecord(status, 4 if status is LineStatus.ACCEPTED else 0)
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the order aggregation names its releases 'order_incomplete:<platform>:"
+    "<order_id>:<line_id>', which can pass the 200-character limit on event_id. The "
+    "release is then dead-lettered by the decoder, so the accepted line of a failed "
+    "all-or-nothing order keeps its units committed for ever while its platform is asked "
+    "to cancel it (and the cancellation request breaks its schema too).",
+)
+def test_the_release_of_an_order_with_long_ids_passes_the_decoder(
+    decoder: codecs.SkuEventDecoder,
+) -> None:
+    def answer(line_id: str, outcome: Outcome) -> OrderLineDecided:
+        return OrderLineDecided(
+            event_id="e",
+            sku="lipstick",
+            event_time_ms=1,
+            platform="shopify",
+            channel="room-1",
+            order_id="o" * 120,
+            line_id=line_id,
+            quantity=1,
+            outcome=outcome,
+            reason=RejectReason.INSUFFICIENT_STOCK if outcome is Outcome.REJECTED else None,
+            position_version=1,
+            order_line_count=2,
+        )
 
-    decoded = codecs.decode_line(codecs.encode(record))
+    first = orders.on_decision(0, None, answer("a" * 60, Outcome.ACCEPTED))
+    (release,) = orders.on_decision(1, first.tally, answer("b", Outcome.REJECTED)).releases
 
-    assert decoded == record
-    assert decoded.status is status
+    assert decoder.decode(b"lipstick", codecs.encode(release)) == release
+
+
+# --- our own outputs read back ----------------------------------------------------------
+
+
+def test_a_decision_round_trips(events: EventFactory) -> None:
+    counted = apply(SkuPosition("lipstick"), None, events.counted(1))
+    accepted = apply(counted.position, None, events.placed(quantity=1))
+    rejected = apply(accepted.position, None, events.placed(quantity=1, line_id="l-2"))
+    duplicate = apply(accepted.position, accepted.record, events.placed(quantity=1))
+
+    for step in (accepted, rejected, duplicate):
+        assert step.decision is not None
+        assert codecs.decode_decision(codecs.encode(step.decision)) == step.decision
 
 
 def test_a_stock_level_round_trips(events: EventFactory) -> None:
-    step = apply(SkuPosition("lipstick", safety_reserve=2), None, events.received(9))
+    step = apply(SkuPosition("lipstick"), None, events.received(9))
     assert step.level is not None
 
     assert codecs.decode_level(codecs.encode(step.level)) == step.level
+
+
+def test_the_domain_events_module_lists_every_input_class_once() -> None:
+    assert set(schemas.INPUTS) == set(domain_events.ORDER_LINE_EVENTS) | set(
+        domain_events.STOCK_EVENTS
+    )

@@ -1,132 +1,203 @@
-"""Every rule of ``ledger.apply``, one example each, with plain values."""
+"""Every rule of ``ledger.apply`` (docs/ledger.md), one example each, with plain values."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pytest
 
-from sync_worker.domain.events import Outcome, RejectReason, SkuEvent
-from sync_worker.domain.ledger import LineRecord, LineStatus, SkuPosition, Step, apply
+from sync_worker.domain.events import (
+    STOCK_EVENTS,
+    CancellationRequested,
+    InspectionResult,
+    OrderLineEvent,
+    OrderLinePlaced,
+    Outcome,
+    RejectReason,
+    SkuEvent,
+    StockEvent,
+    type_name,
+)
+from sync_worker.domain.ledger import DEFAULT_POLICY, LedgerPolicy, Step, apply
+from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
+from sync_worker.domain.records import LineRecord, LineStatus, MovementRecord, Record
 
 if TYPE_CHECKING:
-    from tests.unit.conftest import EventFactory
+    from tests.unit.conftest import EventFactory, MakePosition
 
-MakePosition = Callable[..., SkuPosition]
+ACTOR = "tiktok:tiktok-room-1"
+"""How order-line events are audited: platform:channel of the default line."""
+
+
+def record_key(event: SkuEvent) -> tuple[str, str, str]:
+    """Records are kept per SKU: per order line, or per stock movement's event id."""
+    if isinstance(event, StockEvent):
+        return (event.sku, "movement", event.event_id)
+    return (event.sku, "line", event.line_key)
+
+
+@dataclass
+class Book:
+    """Positions and records driven through ``apply`` the way the agent keeps them."""
+
+    positions: dict[str, SkuPosition]
+    policy: LedgerPolicy = DEFAULT_POLICY
+    records: dict[tuple[str, str, str], Record] = field(default_factory=dict)
+
+    def apply(self, event: SkuEvent) -> Step:
+        key = record_key(event)
+        position = self.positions.get(event.sku, SkuPosition(event.sku))
+        step = apply(position, self.records.get(key), event, self.policy)
+        self.positions[event.sku] = step.position
+        if step.record is not None:
+            self.records[key] = step.record
+        return step
+
+    @property
+    def position(self) -> SkuPosition:
+        (only,) = self.positions.values()
+        return only
+
+    def line(self, event: OrderLineEvent) -> Record | None:
+        return self.records.get(record_key(event))
+
+
+MakeBook = Callable[..., Book]
 
 
 @pytest.fixture
-def stocked() -> MakePosition:
-    """A counted SKU (``known``), by default 10 on hand, nothing committed, version 1."""
-
-    def make(
-        on_hand: int = 10,
-        *,
-        committed: int = 0,
-        safety_reserve: int = 0,
-        version: int = 1,
-        sku: str = "lipstick",
-    ) -> SkuPosition:
-        return SkuPosition(
-            sku,
-            on_hand=on_hand,
-            committed=committed,
-            safety_reserve=safety_reserve,
-            version=version,
-            known=True,
-        )
+def book() -> MakeBook:
+    def make(*positions: SkuPosition, policy: LedgerPolicy = DEFAULT_POLICY) -> Book:
+        return Book({position.sku: position for position in positions}, policy)
 
     return make
 
 
-def unchanged(step: Step, position: SkuPosition, line: LineRecord | None) -> bool:
-    return step.position == position and step.line == line and step.level is None
+def assert_nothing_changed(step: Step, position: SkuPosition) -> None:
+    assert step.position == position
+    assert (step.level, step.audit, step.cancellation) == (None, None, None)
 
 
-# --- placement ------------------------------------------------------------------------
+def assert_rejected(step: Step, event: OrderLinePlaced, reason: RejectReason) -> None:
+    assert step.decision is not None
+    assert (step.decision.outcome, step.decision.reason) == (Outcome.REJECTED, reason)
+    assert step.cancellation == CancellationRequested(
+        event_id=event.event_id,
+        sku=event.sku,
+        event_time_ms=event.event_time_ms,
+        platform=event.platform,
+        channel=event.channel,
+        order_id=event.order_id,
+        line_id=event.line_id,
+        reason=reason,
+    )
+    assert (step.level, step.audit) == (None, None)
 
 
-def test_a_line_within_sellable_is_accepted_and_commits_its_units(
+def accepted(quantity: int = 3, *, paid: bool = False) -> LineRecord:
+    status = LineStatus.PAID if paid else LineStatus.ACCEPTED
+    return LineRecord(status, quantity, placed=Outcome.ACCEPTED, paid=paid)
+
+
+def shipped_line() -> LineRecord:
+    return LineRecord(LineStatus.SHIPPED, placed=Outcome.ACCEPTED)
+
+
+# --- placements -------------------------------------------------------------------------
+
+
+def test_a_placement_within_sellable_is_accepted_and_commits_its_units(
     events: EventFactory, stocked: MakePosition
 ) -> None:
     position = stocked(10)
-    event = events.placed(quantity=3)
 
-    step = apply(position, None, event)
+    step = apply(position, None, events.placed(quantity=3))
 
-    assert step.position == SkuPosition("lipstick", on_hand=10, committed=3, version=2, known=True)
-    assert step.line == LineRecord(LineStatus.ACCEPTED, 3)
+    assert step.position == replace(position, committed=3, version=2)
+    assert step.record == accepted(3)
     assert step.decision is not None
-    assert step.decision.outcome is Outcome.ACCEPTED
-    assert step.decision.reason is None
+    assert (step.decision.outcome, step.decision.reason) == (Outcome.ACCEPTED, None)
+    assert step.decision.original_outcome is None
     assert step.decision.position_version == 2
+    assert step.cancellation is None
+    assert step.level is not None
+    assert (step.level.committed, step.level.sellable) == (3, 7)
     assert step.oversold_units == 0
+
+
+def test_sellable_is_on_hand_minus_committed_reserve_and_unavailable(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(20, committed=3, reserve=SafetyReserve(units=2), unavailable=4)
+
+    one_too_many = apply(position, None, events.placed(quantity=12, line_id="l-1"))
+    all_of_it = apply(position, None, events.placed(quantity=11, line_id="l-2"))
+
+    assert position.sellable == 20 - 3 - 2 - 4
+    assert one_too_many.decision is not None
+    assert one_too_many.decision.reason is RejectReason.INSUFFICIENT_STOCK
+    assert all_of_it.decision is not None
+    assert all_of_it.decision.outcome is Outcome.ACCEPTED
+    assert all_of_it.position.sellable == 0
+    assert all_of_it.oversold_units == 0
 
 
 def test_a_decision_answers_the_line_it_decides(
     events: EventFactory, stocked: MakePosition
 ) -> None:
-    event = events.placed(quantity=2, platform="douyin", channel="douyin-room-9", order_id="o-7")
+    event = events.placed(
+        quantity=2, platform="douyin", channel="douyin-room-9", order_id="o-7", order_line_count=3
+    )
 
     decision = apply(stocked(), None, event).decision
 
     assert decision is not None
-    assert (decision.event_id, decision.platform, decision.channel) == (
+    assert (decision.event_id, decision.sku, decision.event_time_ms) == (
         event.event_id,
+        "lipstick",
+        event.event_time_ms,
+    )
+    assert (decision.platform, decision.channel, decision.order_id, decision.line_id) == (
         "douyin",
         "douyin-room-9",
-    )
-    assert (decision.order_id, decision.line_id, decision.sku, decision.quantity) == (
         "o-7",
         "l-1",
-        "lipstick",
-        2,
     )
-    assert decision.event_time_ms == event.event_time_ms
+    assert (decision.quantity, decision.order_line_count) == (2, 3)
 
 
-def test_the_last_sellable_unit_is_sold_and_the_next_one_is_not(
-    events: EventFactory, stocked: MakePosition
-) -> None:
-    first = apply(stocked(4), None, events.placed(quantity=4, line_id="l-1"))
-    second = apply(first.position, None, events.placed(quantity=1, line_id="l-2"))
-
-    assert first.decision is not None
-    assert first.decision.outcome is Outcome.ACCEPTED
-    assert first.position.sellable == 0
-    assert second.decision is not None
-    assert second.decision.outcome is Outcome.REJECTED
-    assert second.decision.reason is RejectReason.INSUFFICIENT_STOCK
-
-
-def test_a_line_beyond_sellable_is_rejected_and_changes_no_stock(
+def test_a_placement_beyond_sellable_is_rejected_insufficient_stock_with_a_cancellation_request(
     events: EventFactory, stocked: MakePosition
 ) -> None:
     position = stocked(10, committed=8)
+    event = events.placed(quantity=3)
 
-    step = apply(position, None, events.placed(quantity=3))
+    step = apply(position, None, event)
 
+    assert_rejected(step, event, RejectReason.INSUFFICIENT_STOCK)
     assert step.position == position
-    assert step.line == LineRecord(LineStatus.REJECTED, 0)
-    assert step.level is None
+    assert step.record == LineRecord(
+        LineStatus.REJECTED, placed=Outcome.REJECTED, reason=RejectReason.INSUFFICIENT_STOCK
+    )
     assert step.decision is not None
-    assert step.decision.outcome is Outcome.REJECTED
-    assert step.decision.reason is RejectReason.INSUFFICIENT_STOCK
     assert step.decision.position_version == position.version
 
 
-def test_a_line_for_a_sku_nobody_counted_is_rejected_as_unknown(events: EventFactory) -> None:
+def test_a_placement_for_an_unknown_sku_is_rejected_with_a_cancellation_request(
+    events: EventFactory,
+) -> None:
     position = SkuPosition("lipstick")
+    event = events.placed(quantity=1)
 
-    step = apply(position, None, events.placed(quantity=1))
+    step = apply(position, None, event)
 
+    assert_rejected(step, event, RejectReason.UNKNOWN_SKU)
     assert step.position == position
-    assert step.line == LineRecord(LineStatus.REJECTED)
-    assert step.level is None
-    assert step.decision is not None
-    assert step.decision.outcome is Outcome.REJECTED
-    assert step.decision.reason is RejectReason.UNKNOWN_SKU
+    assert step.record == LineRecord(
+        LineStatus.REJECTED, placed=Outcome.REJECTED, reason=RejectReason.UNKNOWN_SKU
+    )
 
 
 def test_a_count_of_zero_makes_the_sku_known_but_not_sellable(events: EventFactory) -> None:
@@ -139,135 +210,498 @@ def test_a_count_of_zero_makes_the_sku_known_but_not_sellable(events: EventFacto
     assert step.decision.reason is RejectReason.INSUFFICIENT_STOCK
 
 
-def test_a_duplicate_placement_is_answered_duplicate_and_changes_nothing(
-    events: EventFactory, stocked: MakePosition
+@pytest.mark.parametrize(
+    ("on_hand", "first_outcome", "reason"),
+    [
+        pytest.param(10, Outcome.ACCEPTED, None, id="accepted"),
+        pytest.param(2, Outcome.REJECTED, RejectReason.INSUFFICIENT_STOCK, id="rejected"),
+    ],
+)
+@pytest.mark.parametrize("resent", [False, True], ids=["redelivered", "resent-with-new-id"])
+def test_a_duplicate_placement_is_answered_duplicate_with_the_original_outcome(
+    events: EventFactory,
+    book: MakeBook,
+    stocked: MakePosition,
+    on_hand: int,
+    first_outcome: Outcome,
+    reason: RejectReason | None,
+    resent: bool,
 ) -> None:
+    ledger = book(stocked(on_hand))
     placement = events.placed(quantity=3)
-    first = apply(stocked(10), None, placement)
+    first = ledger.apply(placement)
 
-    again = apply(first.position, first.line, placement)
+    again = ledger.apply(events.placed(quantity=3) if resent else placement)
 
-    assert unchanged(again, first.position, first.line)
+    assert_nothing_changed(again, first.position)
+    assert again.record == first.record
     assert again.decision is not None
     assert again.decision.outcome is Outcome.DUPLICATE
-    assert again.decision.reason is None
+    assert again.decision.original_outcome is first_outcome
+    assert again.decision.reason is reason
     assert again.decision.position_version == first.position.version
+    assert again.oversold_units == 0
 
 
-def test_a_resent_placement_with_a_new_event_id_is_still_a_duplicate(
-    events: EventFactory, stocked: MakePosition
+def test_a_rejected_line_stays_rejected_when_placed_again_after_a_restock(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
 ) -> None:
-    first = apply(stocked(10), None, events.placed(quantity=3))
-
-    resent = apply(first.position, first.line, events.placed(quantity=3))
-
-    assert unchanged(resent, first.position, first.line)
-    assert resent.decision is not None
-    assert resent.decision.outcome is Outcome.DUPLICATE
-
-
-def test_a_rejected_line_stays_rejected_when_redelivered_after_a_restock(
-    events: EventFactory, stocked: MakePosition
-) -> None:
+    ledger = book(stocked(2))
     placement = events.placed(quantity=5)
-    rejected = apply(stocked(2), None, placement)
-    restocked = apply(rejected.position, None, events.received(10))
+    ledger.apply(placement)
+    ledger.apply(events.received(10))
 
-    again = apply(restocked.position, rejected.line, placement)
+    again = ledger.apply(placement)
 
-    assert unchanged(again, restocked.position, rejected.line)
     assert again.decision is not None
     assert again.decision.outcome is Outcome.DUPLICATE
+    assert again.decision.original_outcome is Outcome.REJECTED
+    assert ledger.position.committed == 0
 
 
-# --- cancellation ---------------------------------------------------------------------
-
-
-def test_cancelling_an_accepted_line_releases_its_units(
-    events: EventFactory, stocked: MakePosition
-) -> None:
-    placed = apply(stocked(10), None, events.placed(quantity=3))
-
-    step = apply(placed.position, placed.line, events.cancelled())
-
-    assert step.position == SkuPosition("lipstick", on_hand=10, committed=0, version=3, known=True)
-    assert step.line == LineRecord(LineStatus.CANCELLED, 0)
-    assert step.decision is None
-    assert step.level is not None
-    assert (step.level.committed, step.level.sellable, step.level.version) == (0, 10, 3)
-
-
-def test_cancelling_twice_changes_nothing_the_second_time(
-    events: EventFactory, stocked: MakePosition
-) -> None:
-    placed = apply(stocked(10), None, events.placed(quantity=3))
-    cancellation = events.cancelled()
-    first = apply(placed.position, placed.line, cancellation)
-
-    redelivered = apply(first.position, first.line, cancellation)
-    resent = apply(first.position, first.line, events.cancelled())
-
-    for step in (redelivered, resent):
-        assert step == Step(first.position, first.line, None, None)
-
-
-def test_cancelling_a_rejected_line_releases_nothing(
-    events: EventFactory, stocked: MakePosition
-) -> None:
-    rejected = apply(stocked(1), None, events.placed(quantity=5))
-
-    step = apply(rejected.position, rejected.line, events.cancelled())
-
-    assert step == Step(rejected.position, rejected.line, None, None)
-
-
-def test_a_cancel_that_overtakes_its_placement_refuses_the_late_placement(
-    events: EventFactory, stocked: MakePosition
+def test_cancel_before_place_rejects_the_late_placement_already_cancelled(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
 ) -> None:
     position = stocked(10)
+    ledger = book(position)
     placement = events.placed(quantity=3)
 
-    tombstone = apply(position, None, events.cancelled())
-    late = apply(position, tombstone.line, placement)
-    redelivered = apply(late.position, late.line, placement)
+    early_cancel = ledger.apply(events.cancelled())
+    late = ledger.apply(placement)
+    redelivered = ledger.apply(placement)
 
-    assert tombstone == Step(position, LineRecord(LineStatus.CANCELLED_UNSEEN), None, None)
+    assert_nothing_changed(early_cancel, position)
+    assert early_cancel.record == LineRecord(LineStatus.CANCELLED)
+    assert_rejected(late, placement, RejectReason.ALREADY_CANCELLED)
     assert late.position == position
-    assert late.line == LineRecord(LineStatus.CANCELLED)
-    assert late.level is None
-    assert late.decision is not None
-    assert late.decision.outcome is Outcome.REJECTED
-    assert late.decision.reason is RejectReason.ALREADY_CANCELLED
-    assert unchanged(redelivered, position, late.line)
+    assert late.record == LineRecord(
+        LineStatus.REJECTED, placed=Outcome.REJECTED, reason=RejectReason.ALREADY_CANCELLED
+    )
     assert redelivered.decision is not None
     assert redelivered.decision.outcome is Outcome.DUPLICATE
+    assert redelivered.decision.original_outcome is Outcome.REJECTED
+    assert ledger.position == position
 
 
-def test_a_cancel_for_a_sku_nobody_counted_leaves_a_tombstone_only(events: EventFactory) -> None:
-    position = SkuPosition("lipstick")
+def test_a_refund_before_place_also_rejects_the_late_placement(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(10))
+    ledger.apply(events.refunded())
 
-    step = apply(position, None, events.cancelled())
+    late = ledger.apply(events.placed(quantity=3))
 
-    assert step == Step(position, LineRecord(LineStatus.CANCELLED_UNSEEN), None, None)
-
-
-# --- stock movements ------------------------------------------------------------------
+    assert late.decision is not None
+    assert late.decision.reason is RejectReason.ALREADY_CANCELLED
 
 
-def test_a_count_sets_on_hand_and_keeps_what_is_committed(
+def test_paid_before_placed_then_the_placement_is_accepted_as_paid(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    position = stocked(10)
+    ledger = book(position)
+
+    early_pay = ledger.apply(events.paid())
+    late = ledger.apply(events.placed(quantity=3))
+
+    assert_nothing_changed(early_pay, position)
+    assert early_pay.record == LineRecord(LineStatus.PENDING, paid=True)
+    assert late.decision is not None
+    assert late.decision.outcome is Outcome.ACCEPTED
+    assert late.record == accepted(3, paid=True)
+    assert late.position.committed == 3
+
+
+def test_paid_before_placed_is_still_decided_as_usual_and_may_be_rejected(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(1))
+    ledger.apply(events.paid())
+
+    late = ledger.apply(events.placed(quantity=3))
+
+    assert late.decision is not None
+    assert late.decision.reason is RejectReason.INSUFFICIENT_STOCK
+    assert late.record == LineRecord(
+        LineStatus.REJECTED,
+        placed=Outcome.REJECTED,
+        reason=RejectReason.INSUFFICIENT_STOCK,
+        paid=True,
+    )
+
+
+def test_shipped_before_placed_drops_on_hand_at_once_and_the_late_placement_commits_nothing(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(2))
+
+    early_ship = ledger.apply(events.shipped(quantity=2))
+    late = ledger.apply(events.placed(quantity=2))
+
+    assert (early_ship.position.on_hand, early_ship.position.committed) == (0, 0)
+    assert early_ship.position.version == 2
+    assert early_ship.record == LineRecord(LineStatus.SHIPPED)
+    # Accepted although nothing is sellable now: the units it bought have already left.
+    assert late.decision is not None
+    assert late.decision.outcome is Outcome.ACCEPTED
+    assert late.decision.position_version == 2
+    assert late.record == LineRecord(LineStatus.SHIPPED, placed=Outcome.ACCEPTED)
+    assert_nothing_changed(late, early_ship.position)
+
+
+# --- the rest of an order line's life ---------------------------------------------------
+
+
+def test_paid_marks_the_line_paid_and_changes_no_stock(
     events: EventFactory, stocked: MakePosition
 ) -> None:
-    position = stocked(10, committed=3, safety_reserve=1)
+    position = stocked(10, committed=3)
+
+    step = apply(position, accepted(3), events.paid())
+
+    assert_nothing_changed(step, position)
+    assert step.record == accepted(3, paid=True)
+    assert step.decision is None
+
+
+def test_paid_twice_changes_nothing_the_second_time(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(10, committed=3)
+    record = accepted(3, paid=True)
+
+    step = apply(position, record, events.paid())
+
+    assert step == Step(position, record)
+
+
+def test_paid_after_shipping_only_marks_the_line_paid(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(7)
+
+    step = apply(position, shipped_line(), events.paid())
+
+    assert_nothing_changed(step, position)
+    assert step.record == replace(shipped_line(), paid=True)
+
+
+@pytest.mark.parametrize("paid", [False, True], ids=["accepted", "paid"])
+@pytest.mark.parametrize("kind", ["cancelled", "refunded"])
+def test_cancel_or_refund_before_ship_releases_committed(
+    events: EventFactory, stocked: MakePosition, kind: str, paid: bool
+) -> None:
+    position = stocked(10, committed=3)
+    event = getattr(events, kind)()
+
+    step = apply(position, accepted(3, paid=paid), event)
+
+    assert step.position == replace(position, committed=0, version=2)
+    assert step.record == LineRecord(
+        LineStatus.CANCELLED, quantity=0, placed=Outcome.ACCEPTED, paid=paid
+    )
+    assert step.level is not None
+    assert (step.level.committed, step.level.sellable) == (0, 10)
+    assert step.audit is not None
+    assert (step.audit.reason, step.audit.actor) == (event.reason, ACTOR)
+
+
+@pytest.mark.parametrize("kind", ["cancelled", "refunded"])
+@pytest.mark.parametrize(
+    "status", [LineStatus.SHIPPED, LineStatus.RETURN_PENDING, LineStatus.RETURNED]
+)
+def test_cancel_or_refund_after_ship_changes_no_stock(
+    events: EventFactory, stocked: MakePosition, kind: str, status: LineStatus
+) -> None:
+    position = stocked(7)
+    record = LineRecord(status, placed=Outcome.ACCEPTED)
+
+    step = apply(position, record, getattr(events, kind)())
+
+    assert step == Step(position, record)
+
+
+@pytest.mark.parametrize("kind", ["cancelled", "refunded"])
+def test_cancel_or_refund_of_a_rejected_line_changes_nothing(
+    events: EventFactory, stocked: MakePosition, kind: str
+) -> None:
+    position = stocked(1)
+    record = LineRecord(
+        LineStatus.REJECTED, placed=Outcome.REJECTED, reason=RejectReason.INSUFFICIENT_STOCK
+    )
+
+    assert apply(position, record, getattr(events, kind)()) == Step(position, record)
+
+
+def test_cancel_twice_changes_nothing_the_second_time(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(10))
+    ledger.apply(events.placed(quantity=3))
+    cancellation = events.cancelled()
+    first = ledger.apply(cancellation)
+
+    redelivered = ledger.apply(cancellation)
+    resent = ledger.apply(events.cancelled())
+
+    for step in (redelivered, resent):
+        assert step == Step(first.position, first.record)
+
+
+def test_a_cancel_naming_another_sku_releases_nothing_there(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(10, sku="lipstick"), stocked(10, sku="mascara"))
+    ledger.apply(events.placed(quantity=3, sku="lipstick"))
+
+    wrong = ledger.apply(events.cancelled(sku="mascara"))
+    right = ledger.apply(events.cancelled(sku="lipstick"))
+
+    assert wrong.position == stocked(10, sku="mascara")
+    assert wrong.record == LineRecord(LineStatus.CANCELLED)
+    assert right.position.committed == 0
+    assert ledger.positions["mascara"].sellable == ledger.positions["lipstick"].sellable == 10
+
+
+@pytest.mark.parametrize("paid", [False, True], ids=["accepted", "paid"])
+def test_ship_drops_on_hand_and_committed(
+    events: EventFactory, stocked: MakePosition, paid: bool
+) -> None:
+    position = stocked(10, committed=3)
+
+    step = apply(position, accepted(3, paid=paid), events.shipped(quantity=3))
+
+    assert step.position == replace(
+        position, warehouses=(("main", WarehouseStock(7)),), committed=0, version=2
+    )
+    assert step.record == LineRecord(
+        LineStatus.SHIPPED, quantity=0, placed=Outcome.ACCEPTED, paid=paid
+    )
+    assert step.position.sellable == 7
+    assert step.audit is not None
+    assert (step.audit.reason, step.audit.actor) == ("shipped", ACTOR)
+
+
+def test_ship_takes_the_units_from_the_warehouse_it_names(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(5, committed=2, others=[("east", WarehouseStock(5))])
+
+    step = apply(position, accepted(2), events.shipped(quantity=2, warehouse="east"))
+
+    assert step.position.warehouse("east") == WarehouseStock(3)
+    assert step.position.warehouse("main") == WarehouseStock(5)
+    assert (step.position.on_hand, step.position.committed) == (8, 0)
+
+
+def test_ship_twice_ships_once(events: EventFactory, book: MakeBook, stocked: MakePosition) -> None:
+    ledger = book(stocked(10))
+    ledger.apply(events.placed(quantity=3))
+    shipment = events.shipped(quantity=3)
+    first = ledger.apply(shipment)
+
+    redelivered = ledger.apply(shipment)
+    resent = ledger.apply(events.shipped(quantity=3))
+
+    for step in (redelivered, resent):
+        assert step == Step(first.position, first.record)
+    assert ledger.position.on_hand == 7
+
+
+def test_return_received_puts_the_units_in_returns_pending(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(7)
+
+    step = apply(position, shipped_line(), events.return_received(quantity=2))
+
+    assert step.position.warehouse("main") == WarehouseStock(7, returns_pending=2)
+    assert (step.position.on_hand, step.position.returns_pending) == (7, 2)
+    assert step.position.sellable == 7
+    assert step.record == LineRecord(LineStatus.RETURN_PENDING, placed=Outcome.ACCEPTED)
+    assert step.audit is not None
+    assert step.audit.reason == "return_received"
+
+
+@pytest.mark.parametrize("paid", [False, True], ids=["accepted", "paid"])
+def test_return_received_before_shipped_implies_the_shipment(
+    events: EventFactory, stocked: MakePosition, paid: bool
+) -> None:
+    position = stocked(10, committed=3)
+
+    step = apply(position, accepted(3, paid=paid), events.return_received(quantity=3))
+
+    assert step.position.warehouse("main") == WarehouseStock(7, returns_pending=3)
+    assert step.position.committed == 0
+    assert step.position.version == 2  # one change, however many steps it implies
+    assert step.record == LineRecord(LineStatus.RETURN_PENDING, placed=Outcome.ACCEPTED, paid=paid)
+
+
+@pytest.mark.parametrize("status", [LineStatus.RETURN_PENDING, LineStatus.RETURNED])
+def test_return_received_twice_or_after_inspection_changes_nothing(
+    events: EventFactory, stocked: MakePosition, status: LineStatus
+) -> None:
+    position = stocked(7, returns_pending=2)
+    record = LineRecord(status, placed=Outcome.ACCEPTED)
+
+    assert apply(position, record, events.return_received(quantity=2)) == Step(position, record)
+
+
+def test_return_inspected_restock_puts_the_units_back_on_hand(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(7, returns_pending=2)
+    record = LineRecord(LineStatus.RETURN_PENDING, placed=Outcome.ACCEPTED)
+
+    step = apply(position, record, events.return_inspected(quantity=2))
+
+    assert step.position.warehouse("main") == WarehouseStock(9)
+    assert step.position.sellable == 9
+    assert step.record == LineRecord(LineStatus.RETURNED, placed=Outcome.ACCEPTED)
+    assert step.audit is not None
+    assert step.audit.reason == "return_restock"
+
+
+def test_return_inspected_damaged_puts_the_units_on_hand_and_unavailable(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(7, returns_pending=2)
+    record = LineRecord(LineStatus.RETURN_PENDING, placed=Outcome.ACCEPTED)
+
+    step = apply(
+        position, record, events.return_inspected(quantity=2, result=InspectionResult.DAMAGED)
+    )
+
+    assert step.position.warehouse("main") == WarehouseStock(9, unavailable=2)
+    assert step.position.sellable == 7
+    assert step.audit is not None
+    assert step.audit.reason == "return_damaged"
+
+
+def test_return_inspected_without_received_implies_the_receipt(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(7)
+
+    step = apply(position, shipped_line(), events.return_inspected(quantity=2))
+
+    assert step.position.warehouse("main") == WarehouseStock(9)
+    assert step.record == LineRecord(LineStatus.RETURNED, placed=Outcome.ACCEPTED)
+
+
+def test_return_inspected_before_shipped_implies_the_shipment_and_the_receipt(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(10, committed=3)
+
+    step = apply(position, accepted(3), events.return_inspected(quantity=3))
+
+    assert step.position.warehouse("main") == WarehouseStock(10)
+    assert step.position.committed == 0
+    assert step.position.version == 2
+    assert step.record == LineRecord(LineStatus.RETURNED, placed=Outcome.ACCEPTED)
+
+
+def test_return_inspected_twice_changes_nothing(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(9)
+    record = LineRecord(LineStatus.RETURNED, placed=Outcome.ACCEPTED)
+
+    assert apply(position, record, events.return_inspected(quantity=2)) == Step(position, record)
+
+
+def test_a_late_shipment_after_the_return_changes_nothing(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(10))
+    ledger.apply(events.placed(quantity=3))
+    ledger.apply(events.return_received(quantity=3))
+    ledger.apply(events.return_inspected(quantity=3))
+    settled = ledger.position
+
+    late = ledger.apply(events.shipped(quantity=3))
+
+    assert_nothing_changed(late, settled)
+    assert settled.quantities() == {**stocked(10).quantities()}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a return that arrives before the line's placement and shipment (the "
+    "line is still PENDING) does not imply the shipment: on hand is not reduced, and "
+    "the late shipment is then ignored because the line is already past shipping. The "
+    "returned units are counted on top of units that never left: phantom stock, then "
+    "oversell. Only lines that hold stock (ACCEPTED/PAID) get the implied shipment.",
+)
+@pytest.mark.parametrize("early", ["return_received", "return_inspected"])
+def test_a_return_that_overtakes_its_placement_still_implies_the_shipment(
+    events: EventFactory, book: MakeBook, stocked: MakePosition, early: str
+) -> None:
+    in_order = book(stocked(10))
+    reordered = book(stocked(10))
+    life = [
+        events.placed(quantity=2),
+        events.shipped(quantity=2),
+        events.return_received(quantity=2),
+        events.return_inspected(quantity=2),
+    ]
+    first = next(event for event in life if event.type == f"order_line.{early}")
+
+    for event in life:
+        in_order.apply(event)
+    for event in [first, *(event for event in life if event is not first)]:
+        reordered.apply(event)
+
+    assert in_order.position.on_hand == 10
+    assert reordered.position.on_hand == in_order.position.on_hand
+
+
+# --- stock movements --------------------------------------------------------------------
+
+
+def test_received_adds_to_the_warehouse_on_hand(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(10, committed=4)
+
+    step = apply(position, None, events.received(5, warehouse="east"))
+
+    assert step.position.warehouse("east") == WarehouseStock(5)
+    assert step.position.warehouse("main") == WarehouseStock(10)
+    assert (step.position.on_hand, step.position.sellable) == (15, 11)
+    assert step.record == MovementRecord()
+    assert step.audit is not None
+    assert (step.audit.reason, step.audit.actor) == ("received", "warehouse")
+
+
+def test_received_with_a_batch_id_closes_the_announced_batch(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    batches = (IncomingBatch("b-1", "east", 40, 5), IncomingBatch("b-2", "main", 10, 9))
+    position = stocked(0, incoming=batches)
+
+    closing = apply(position, None, events.received(38, batch_id="b-1", warehouse="east"))
+    plain = apply(position, None, events.received(38, warehouse="east"))
+    unknown = apply(position, None, events.received(38, batch_id="b-9", warehouse="east"))
+
+    assert closing.position.incoming == (batches[1],)
+    assert closing.position.incoming_units == 10
+    assert closing.position.warehouse("east").on_hand == 38
+    assert plain.position.incoming == unknown.position.incoming == batches
+
+
+def test_counted_sets_the_warehouses_on_hand(events: EventFactory, stocked: MakePosition) -> None:
+    position = stocked(10, committed=3, others=[("east", WarehouseStock(4))])
 
     step = apply(position, None, events.counted(7))
 
-    assert step.position == SkuPosition(
-        "lipstick", on_hand=7, committed=3, safety_reserve=1, version=2, known=True
-    )
-    assert step.decision is None
-    assert step.line is None
-    assert step.level is not None
-    assert step.level.sellable == 3
+    assert step.position.warehouse("main") == WarehouseStock(7)
+    assert step.position.warehouse("east") == WarehouseStock(4)
+    assert (step.position.on_hand, step.position.committed) == (11, 3)
+    assert step.audit is not None
+    assert step.audit.reason == "counted"
+    assert (step.audit.before["on_hand"], step.audit.after["on_hand"]) == (14, 11)
 
 
 def test_a_count_below_what_is_committed_leaves_nothing_sellable(
@@ -278,239 +712,394 @@ def test_a_count_below_what_is_committed_leaves_nothing_sellable(
     step = apply(short.position, None, events.placed(quantity=1, line_id="l-9"))
 
     assert short.position.sellable == 0
-    assert short.level is not None
-    assert short.level.sellable == 0
+    assert short.position.oversold == 2
     assert step.decision is not None
     assert step.decision.reason is RejectReason.INSUFFICIENT_STOCK
-    assert step.oversold_units == 0
 
 
-def test_received_units_add_to_on_hand(events: EventFactory, stocked: MakePosition) -> None:
-    step = apply(stocked(10, committed=4), None, events.received(5))
+@pytest.mark.parametrize(("delta", "after"), [(3, 13), (-4, 6), (-10, 0), (-15, 0)])
+def test_adjusted_moves_on_hand_by_delta_with_its_reason_never_below_zero(
+    events: EventFactory, stocked: MakePosition, delta: int, after: int
+) -> None:
+    step = apply(stocked(10), None, events.adjusted(delta, reason="lost"))
 
-    assert (step.position.on_hand, step.position.committed) == (15, 4)
-    assert step.position.version == 2
-    assert step.level is not None
-    assert step.level.sellable == 11
-
-
-def test_a_receipt_for_a_new_sku_makes_it_known(events: EventFactory) -> None:
-    step = apply(SkuPosition("lipstick"), None, events.received(5))
-
-    assert step.position == SkuPosition("lipstick", on_hand=5, version=1, known=True)
+    assert step.position.warehouse("main").on_hand == after
+    assert step.audit is not None
+    assert step.audit.reason == "lost"
 
 
-def test_stock_events_keep_the_line_they_are_given(
+@pytest.mark.parametrize(("delta", "after"), [(3, 5), (8, 10), (20, 10), (-1, 1), (-5, 0)])
+def test_unavailable_changed_is_clamped_between_zero_and_on_hand(
+    events: EventFactory, stocked: MakePosition, delta: int, after: int
+) -> None:
+    position = stocked(10, unavailable=2)
+
+    step = apply(position, None, events.unavailable_changed(delta, reason="qc_hold"))
+
+    assert step.position.warehouse("main") == WarehouseStock(10, unavailable=after)
+    assert step.position.sellable == 10 - after
+    assert step.audit is not None
+    assert step.audit.reason == "qc_hold"
+
+
+@pytest.mark.parametrize(("quantity", "after"), [(4, 6), (10, 0), (15, 0)])
+def test_transferred_out_removes_on_hand_never_below_zero(
+    events: EventFactory, stocked: MakePosition, quantity: int, after: int
+) -> None:
+    step = apply(stocked(10), None, events.transferred_out(quantity))
+
+    assert step.position.warehouse("main").on_hand == after
+    assert step.audit is not None
+    assert step.audit.reason == "transferred_out"
+
+
+def test_transferred_in_adds_to_the_receiving_warehouse(
     events: EventFactory, stocked: MakePosition
 ) -> None:
-    record = LineRecord(LineStatus.ACCEPTED, 2)
+    step = apply(stocked(10), None, events.transferred_in(4, warehouse="east"))
 
-    assert apply(stocked(), record, events.counted(3)).line is record
-    assert apply(stocked(), record, events.received(3)).line is record
-
-
-# --- versions and levels --------------------------------------------------------------
-
-Scenario = Callable[["EventFactory"], tuple[LineRecord | None, SkuEvent]]
+    assert step.position.warehouse("east") == WarehouseStock(4)
+    assert step.position.on_hand == 14
+    assert step.audit is not None
+    assert step.audit.reason == "transferred_in"
 
 
-def _accept(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return None, events.placed(quantity=1)
+def test_incoming_announced_adds_a_batch_and_the_same_batch_id_replaces_it(
+    events: EventFactory, stocked: MakePosition
+) -> None:
+    position = stocked(10)
 
+    first = apply(position, None, events.incoming_announced(40, batch_id="b-1", eta_ms=100))
+    other = apply(first.position, None, events.incoming_announced(5, batch_id="b-2", eta_ms=50))
+    revised = apply(other.position, None, events.incoming_announced(30, batch_id="b-1", eta_ms=200))
 
-def _reject(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return None, events.placed(quantity=99)
-
-
-def _duplicate(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return LineRecord(LineStatus.ACCEPTED, 1), events.placed(quantity=1)
-
-
-def _release(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return LineRecord(LineStatus.ACCEPTED, 1), events.cancelled()
-
-
-def _cancel_again(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return LineRecord(LineStatus.CANCELLED), events.cancelled()
-
-
-def _tombstone(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return None, events.cancelled()
-
-
-def _late_place(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return LineRecord(LineStatus.CANCELLED_UNSEEN), events.placed(quantity=1)
-
-
-def _count(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return None, events.counted(4)
-
-
-def _receive(events: EventFactory) -> tuple[LineRecord | None, SkuEvent]:
-    return None, events.received(4)
+    assert first.position.incoming == (IncomingBatch("b-1", "main", 40, 100),)
+    assert revised.position.incoming == (
+        IncomingBatch("b-2", "main", 5, 50),
+        IncomingBatch("b-1", "main", 30, 200),
+    )
+    assert revised.position.incoming_units == 35
+    assert revised.position.on_hand == revised.position.sellable == 10
+    assert revised.level is not None
+    assert revised.level.incoming == 35
 
 
 @pytest.mark.parametrize(
-    ("scenario", "changes"),
+    ("units", "percent", "on_hand", "reserve"),
     [
-        pytest.param(_accept, True, id="accept"),
-        pytest.param(_release, True, id="cancel-releases"),
-        pytest.param(_count, True, id="count"),
-        pytest.param(_receive, True, id="receive"),
-        pytest.param(_reject, False, id="reject"),
-        pytest.param(_duplicate, False, id="duplicate"),
-        pytest.param(_cancel_again, False, id="cancel-again"),
-        pytest.param(_tombstone, False, id="cancel-before-place"),
-        pytest.param(_late_place, False, id="late-place"),
+        pytest.param(0, 0, 100, 0, id="none"),
+        pytest.param(3, 0, 100, 3, id="units"),
+        pytest.param(0, 10, 100, 10, id="percent"),
+        pytest.param(3, 10, 100, 10, id="percent-larger"),
+        pytest.param(20, 10, 100, 20, id="units-larger"),
+        pytest.param(0, 10, 5, 1, id="percent-rounds-up-a-half"),
+        pytest.param(0, 5, 21, 2, id="percent-rounds-up-a-twentieth"),
+        pytest.param(0, 100, 7, 7, id="all-of-it"),
+        pytest.param(0, 10, 0, 0, id="percent-of-nothing"),
     ],
 )
-def test_the_version_moves_by_exactly_one_on_a_change_and_not_otherwise(
-    events: EventFactory, stocked: MakePosition, scenario: Scenario, changes: bool
+def test_safety_reserve_units_or_percent_of_on_hand_whichever_is_larger(
+    events: EventFactory,
+    stocked: MakePosition,
+    units: int,
+    percent: int,
+    on_hand: int,
+    reserve: int,
 ) -> None:
-    position = stocked(10, committed=1, version=5)
-    line, event = scenario(events)
-
-    step = apply(position, line, event)
-
-    assert step.position.version == (6 if changes else 5)
-    assert (step.level is not None) is changes
-    if not changes:
-        assert step.position == position
-    if step.decision is not None:
-        assert step.decision.position_version == step.position.version
-
-
-@pytest.mark.parametrize(
-    "scenario", [_accept, _release, _count, _receive], ids=["accept", "release", "count", "receive"]
-)
-def test_a_stock_level_is_the_new_position_with_its_sellable(
-    events: EventFactory, stocked: MakePosition, scenario: Scenario
-) -> None:
-    position = stocked(10, committed=1, safety_reserve=2, version=5)
-    line, event = scenario(events)
-
-    step = apply(position, line, event)
-
-    level = step.level
-    assert level is not None
-    moved = step.position
-    assert (level.sku, level.on_hand, level.committed) == (
-        moved.sku,
-        moved.on_hand,
-        moved.committed,
+    step = apply(
+        stocked(on_hand), None, events.safety_reserve_changed(units=units, percent=percent)
     )
-    assert (level.safety_reserve, level.version) == (moved.safety_reserve, moved.version)
-    assert level.sellable == moved.sellable == moved.on_hand - moved.committed - 2
-    assert level.cause_event_id == event.event_id
-    assert level.event_time_ms == event.event_time_ms
+
+    assert step.position.reserve == SafetyReserve(units, percent)
+    assert step.position.safety_reserve == reserve
+    assert step.position.sellable == max(0, on_hand - reserve)
+    assert step.level is not None
+    assert step.level.safety_reserve == reserve
+    assert step.audit is not None
+    assert step.audit.reason == "safety_reserve_changed"
 
 
-# --- safety reserve -------------------------------------------------------------------
+def test_a_percent_reserve_follows_on_hand(events: EventFactory, stocked: MakePosition) -> None:
+    position = stocked(100, reserve=SafetyReserve(percent=10))
+
+    step = apply(position, None, events.received(1))
+
+    assert (position.safety_reserve, step.position.safety_reserve) == (10, 11)
 
 
-def test_the_safety_reserve_is_never_sold(events: EventFactory, stocked: MakePosition) -> None:
-    position = stocked(10, safety_reserve=2)
+def test_the_safety_reserve_is_never_sold(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(10, reserve=SafetyReserve(units=2)))
 
-    too_many = apply(position, None, events.placed(quantity=9, line_id="l-1"))
-    all_sellable = apply(position, None, events.placed(quantity=8, line_id="l-2"))
-    one_more = apply(all_sellable.position, None, events.placed(quantity=1, line_id="l-3"))
+    too_many = ledger.apply(events.placed(quantity=9, line_id="l-1"))
+    all_sellable = ledger.apply(events.placed(quantity=8, line_id="l-2"))
+    one_more = ledger.apply(events.placed(quantity=1, line_id="l-3"))
 
-    assert position.sellable == 8
     assert too_many.decision is not None
     assert too_many.decision.reason is RejectReason.INSUFFICIENT_STOCK
     assert all_sellable.decision is not None
     assert all_sellable.decision.outcome is Outcome.ACCEPTED
-    assert all_sellable.position.committed + 2 == all_sellable.position.on_hand
-    assert all_sellable.oversold_units == 0
-    assert all_sellable.level is not None
-    assert (all_sellable.level.sellable, all_sellable.level.safety_reserve) == (0, 2)
     assert one_more.decision is not None
     assert one_more.decision.reason is RejectReason.INSUFFICIENT_STOCK
+    assert ledger.position.committed + 2 == ledger.position.on_hand
 
 
-def test_stock_movements_keep_the_safety_reserve(
-    events: EventFactory, stocked: MakePosition
+def test_the_first_stock_event_applies_the_policys_default_reserve(
+    events: EventFactory, book: MakeBook
 ) -> None:
-    counted = apply(stocked(10, safety_reserve=3), None, events.counted(20))
-    received = apply(counted.position, None, events.received(5))
+    policy = LedgerPolicy(default_reserve=SafetyReserve(units=1, percent=5))
+    ledger = book(SkuPosition("lipstick"), policy=policy)
 
-    assert counted.position.safety_reserve == received.position.safety_reserve == 3
-    assert received.position.sellable == 22
+    first = ledger.apply(events.received(100))
+    ledger.apply(events.safety_reserve_changed(units=2))
+    later = ledger.apply(events.received(100))
 
-
-def test_a_reserve_larger_than_the_stock_leaves_nothing_sellable(
-    events: EventFactory, stocked: MakePosition
-) -> None:
-    position = stocked(2, safety_reserve=5)
-
-    step = apply(position, None, events.placed(quantity=1))
-
-    assert position.sellable == 0
-    assert step.decision is not None
-    assert step.decision.reason is RejectReason.INSUFFICIENT_STOCK
+    assert first.position.known
+    assert first.position.reserve == SafetyReserve(units=1, percent=5)
+    assert (first.position.safety_reserve, first.position.sellable) == (5, 95)
+    assert later.position.reserve == SafetyReserve(units=2)  # not applied again
 
 
-# --- bugs found -----------------------------------------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stock events are not idempotent. A redelivered stock.received (same "
-    "event_id, as Kafka redelivers after a crash under at_least_once) adds its units again, "
-    "so on_hand counts stock that does not exist and it is then sold: an oversell.",
-)
-def test_a_redelivered_receipt_is_counted_once(events: EventFactory, stocked: MakePosition) -> None:
-    receipt = events.received(5)
-    once = apply(stocked(10), None, receipt)
-
-    twice = apply(once.position, None, receipt)
-
-    assert twice.position.on_hand == 15
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stock events are not idempotent. A redelivered stock.counted resets on_hand "
-    "to the old count and erases every receipt applied since.",
-)
-def test_a_redelivered_count_does_not_undo_a_later_receipt(
+def test_a_first_stock_event_that_sets_the_reserve_wins_over_the_default(
     events: EventFactory,
 ) -> None:
+    policy = LedgerPolicy(default_reserve=SafetyReserve(percent=5))
+
+    step = apply(SkuPosition("lipstick"), None, events.safety_reserve_changed(units=4), policy)
+
+    assert step.position.reserve == SafetyReserve(units=4)
+
+
+def test_the_default_policy_keeps_no_reserve() -> None:
+    assert DEFAULT_POLICY.default_reserve == SafetyReserve()
+    assert LedgerPolicy().default_reserve == SafetyReserve()
+
+
+@pytest.mark.parametrize("event_type", [type_name(cls) for cls in STOCK_EVENTS])
+def test_a_redelivered_stock_event_changes_nothing(
+    events: EventFactory, stocked: MakePosition, event_type: str
+) -> None:
+    (event,) = [event for event in events.every_input_type() if event.type == event_type]
+    once = apply(stocked(10, committed=2), None, event)
+
+    again = apply(once.position, once.record, event)
+
+    assert once.position.version == 2
+    assert again == Step(once.position, once.record)
+
+
+def test_a_redelivered_count_does_not_undo_a_later_receipt(
+    events: EventFactory, book: MakeBook
+) -> None:
+    ledger = book(SkuPosition("lipstick"))
     count = events.counted(10)
-    counted = apply(SkuPosition("lipstick"), None, count)
-    received = apply(counted.position, None, events.received(5))
+    ledger.apply(count)
+    ledger.apply(events.received(5))
 
-    redelivered = apply(received.position, None, count)
+    ledger.apply(count)
 
-    assert redelivered.position.on_hand == 15
+    assert ledger.position.on_hand == 15
+
+
+def test_a_positions_quantities_sum_its_warehouses(stocked: MakePosition) -> None:
+    position = stocked(
+        10,
+        unavailable=1,
+        returns_pending=2,
+        committed=4,
+        reserve=SafetyReserve(units=1),
+        others=[("east", WarehouseStock(6, 2, 1)), ("west", WarehouseStock(-1))],
+        incoming=(IncomingBatch("b-1", "east", 7, 0), IncomingBatch("b-2", "main", 3, 0)),
+    )
+
+    assert position.quantities() == {
+        "on_hand": 15,
+        "committed": 4,
+        "safety_reserve": 1,
+        "unavailable": 3,
+        "returns_pending": 3,
+        "incoming": 10,
+        "sellable": 15 - 4 - 1 - 3,
+        "transferable": 15 - 4 - 1 - 3,
+    }
+    assert position.warehouse("north") == WarehouseStock()
+    assert [name for name, _ in position.warehouses] == ["east", "main", "west"]
+
+
+def test_a_position_replaces_a_warehouse_and_keeps_them_sorted() -> None:
+    position = SkuPosition("lipstick").with_warehouse("main", WarehouseStock(3))
+
+    moved = position.with_warehouse("east", WarehouseStock(1)).with_warehouse(
+        "main", WarehouseStock(5)
+    )
+
+    assert moved.warehouses == (("east", WarehouseStock(1)), ("main", WarehouseStock(5)))
+
+
+def test_sellable_and_oversold_never_go_below_zero(stocked: MakePosition) -> None:
+    short = stocked(2, committed=5, reserve=SafetyReserve(units=1))
+
+    assert (short.sellable, short.transferable, short.oversold) == (0, 0, 4)
+    assert stocked(10, committed=5).oversold == 0
+
+
+# --- versions, levels and audit records -------------------------------------------------
+
+Scenario = Callable[["EventFactory"], tuple[Record | None, SkuEvent, str, str]]
+"""A record and an event applied to ``stocked(10, committed=3)``, with the audit actor and
+reason a change is expected to carry."""
+
+CHANGES: dict[str, Scenario] = {
+    "placement-accepted": lambda e: (None, e.placed(quantity=2), ACTOR, "order_line.placed"),
+    "cancel-releases": lambda e: (accepted(3), e.cancelled(), ACTOR, "buyer_cancelled"),
+    "refund-releases": lambda e: (accepted(3), e.refunded(), ACTOR, "buyer_request"),
+    "shipped": lambda e: (accepted(3), e.shipped(quantity=3), ACTOR, "shipped"),
+    "ship-before-place": lambda e: (None, e.shipped(quantity=2), ACTOR, "shipped"),
+    "return-received": lambda e: (
+        shipped_line(),
+        e.return_received(quantity=1),
+        ACTOR,
+        "return_received",
+    ),
+    "return-inspected": lambda e: (
+        shipped_line(),
+        e.return_inspected(quantity=1, result=InspectionResult.DAMAGED),
+        ACTOR,
+        "return_damaged",
+    ),
+    "received": lambda e: (None, e.received(4), "warehouse", "received"),
+    "counted": lambda e: (None, e.counted(4, actor="ops-anna"), "ops-anna", "counted"),
+    "adjusted": lambda e: (None, e.adjusted(-1, reason="sample"), "warehouse", "sample"),
+    "unavailable": lambda e: (None, e.unavailable_changed(1), "warehouse", "qc_hold"),
+    "transferred-out": lambda e: (None, e.transferred_out(1), "warehouse", "transferred_out"),
+    "transferred-in": lambda e: (None, e.transferred_in(1), "warehouse", "transferred_in"),
+    "incoming": lambda e: (None, e.incoming_announced(9), "warehouse", "incoming_announced"),
+    "reserve": lambda e: (
+        None,
+        e.safety_reserve_changed(units=1),
+        "warehouse",
+        "safety_reserve_changed",
+    ),
+}
+
+NO_CHANGES: dict[str, Callable[[EventFactory], tuple[Record | None, SkuEvent]]] = {
+    "placement-rejected": lambda e: (None, e.placed(quantity=99)),
+    "placement-duplicate": lambda e: (accepted(3), e.placed(quantity=3)),
+    "late-placement-after-cancel": lambda e: (LineRecord(LineStatus.CANCELLED), e.placed()),
+    "late-placement-after-ship": lambda e: (LineRecord(LineStatus.SHIPPED), e.placed()),
+    "paid": lambda e: (accepted(3), e.paid()),
+    "paid-before-place": lambda e: (None, e.paid()),
+    "cancel-before-place": lambda e: (None, e.cancelled()),
+    "cancel-again": lambda e: (
+        LineRecord(LineStatus.CANCELLED, placed=Outcome.ACCEPTED),
+        e.cancelled(),
+    ),
+    "cancel-after-ship": lambda e: (shipped_line(), e.refunded()),
+    "ship-again": lambda e: (shipped_line(), e.shipped()),
+    "return-again": lambda e: (
+        LineRecord(LineStatus.RETURN_PENDING, placed=Outcome.ACCEPTED),
+        e.return_received(),
+    ),
+    "inspect-again": lambda e: (
+        LineRecord(LineStatus.RETURNED, placed=Outcome.ACCEPTED),
+        e.return_inspected(),
+    ),
+    "stock-redelivered": lambda e: (MovementRecord(seq=4), e.received(4)),
+}
+
+
+@pytest.mark.parametrize("scenario", CHANGES.values(), ids=CHANGES.keys())
+def test_every_change_bumps_the_version_by_one_and_emits_a_level_and_an_audit_record(
+    events: EventFactory, stocked: MakePosition, scenario: Scenario
+) -> None:
+    before = stocked(10, committed=3, version=5)
+    record, event, actor, reason = scenario(events)
+
+    step = apply(before, record, event)
+
+    after = step.position
+    assert after.version == 6
+    assert step.level is not None
+    assert step.level.version == 6
+    assert (step.level.sku, step.level.cause_event_id, step.level.event_time_ms) == (
+        "lipstick",
+        event.event_id,
+        event.event_time_ms,
+    )
+    level_quantities = {
+        "on_hand": step.level.on_hand,
+        "committed": step.level.committed,
+        "safety_reserve": step.level.safety_reserve,
+        "unavailable": step.level.unavailable,
+        "returns_pending": step.level.returns_pending,
+        "incoming": step.level.incoming,
+        "sellable": step.level.sellable,
+    }
+    assert level_quantities == {
+        name: value for name, value in after.quantities().items() if name != "transferable"
+    }
+    audit = step.audit
+    assert audit is not None
+    assert (audit.sku, audit.event_id, audit.event_type) == ("lipstick", event.event_id, event.type)
+    assert (audit.actor, audit.reason) == (actor, reason)
+    assert audit.before == before.quantities()
+    assert audit.after == after.quantities()
+    assert (audit.version, audit.event_time_ms) == (6, event.event_time_ms)
+    if step.decision is not None:
+        assert step.decision.position_version == 6
+
+
+@pytest.mark.parametrize("scenario", NO_CHANGES.values(), ids=NO_CHANGES.keys())
+def test_no_change_keeps_the_version_and_emits_no_level_and_no_audit_record(
+    events: EventFactory,
+    stocked: MakePosition,
+    scenario: Callable[[EventFactory], tuple[Record | None, SkuEvent]],
+) -> None:
+    before = stocked(10, committed=3, version=5)
+    record, event = scenario(events)
+
+    step = apply(before, record, event)
+
+    assert step.position == before
+    assert (step.level, step.audit) == (None, None)
+    if step.decision is not None:
+        assert step.decision.position_version == 5
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: a LineRecord does not remember its SKU, so a cancellation that names another "
-    "SKU (bad platform input) releases the line's units from that other SKU: its committed "
-    "goes negative and sellable grows beyond what exists.",
+    reason="BUG (contract): AuditRecord.after is published as 'Quantities after (only "
+    "those that changed)', but the ledger writes every quantity. Either the schema's "
+    "description or the ledger is wrong.",
 )
-def test_a_cancel_naming_another_sku_releases_nothing_there(
+def test_an_audit_record_lists_only_the_quantities_that_changed_after(
     events: EventFactory, stocked: MakePosition
 ) -> None:
-    placed = apply(stocked(10, sku="lipstick"), None, events.placed(quantity=3, sku="lipstick"))
-    other = stocked(10, sku="mascara")
+    step = apply(stocked(10), None, events.incoming_announced(9))
 
-    step = apply(other, placed.line, events.cancelled(sku="mascara"))
-
-    assert step.position.committed >= 0
-    assert step.position.sellable <= other.on_hand
+    assert step.audit is not None
+    assert step.audit.after == {"incoming": 9}
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: line_key joins platform, order_id and line_id with \\x1f, which the schemas "
-    "allow inside ids, so two different order lines can share a key and the second one is "
-    "answered DUPLICATE instead of being decided.",
+    reason="BUG: Step.oversold_units reports the position's whole oversold amount for any "
+    "ACCEPTED decision, so the late placement of a line that shipped before it was placed "
+    "(which commits nothing) is counted as overselling whatever a count took away earlier; "
+    "the oversold_units metric then rises though no unit was sold twice.",
 )
-def test_distinct_order_lines_have_distinct_keys(events: EventFactory) -> None:
-    first = events.placed(platform="tiktok\x1fo-1", order_id="l-1", line_id="x")
-    second = events.placed(platform="tiktok", order_id="o-1\x1fl-1", line_id="x")
+def test_a_late_placement_after_its_shipment_oversells_nothing(
+    events: EventFactory, book: MakeBook, stocked: MakePosition
+) -> None:
+    ledger = book(stocked(10))
+    ledger.apply(events.placed(quantity=8, line_id="l-1"))
+    ledger.apply(events.counted(5))  # the shelf had less than we thought
+    ledger.apply(events.shipped(quantity=2, line_id="l-2"))
 
-    assert first.line_key != second.line_key
+    late = ledger.apply(events.placed(quantity=2, line_id="l-2"))
+
+    assert late.decision is not None
+    assert late.decision.outcome is Outcome.ACCEPTED
+    assert late.position.committed == 8  # committed nothing new
+    assert late.oversold_units == 0
