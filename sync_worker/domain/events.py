@@ -343,10 +343,10 @@ class AuditRecord:
     sku: str = spec("The SKU; also the Kafka message key.", **_ID)
     event_id: str = spec("The event that made the change.", **_ID)
     event_type: str = spec("Its type.", **_ID)
-    actor: str = spec("Who: a person, a system or platform:channel.", **_ID)
+    actor: str = spec("Who: a person, a system or platform:channel.", minLength=1, maxLength=401)
     reason: str = spec("Why: the event's reason code or type.", **_ID)
     before: dict[str, int] = spec("Quantities before.")
-    after: dict[str, int] = spec("Quantities after (only those that changed).")
+    after: dict[str, int] = spec("Quantities after.")
     version: int = spec("The SKU's version after the change.", minimum=1)
     event_time_ms: int = spec("When it happened, Unix epoch milliseconds.", minimum=0)
 

@@ -74,13 +74,8 @@ class Step:
     level: StockLevelChanged | None = None
     audit: AuditRecord | None = None
     cancellation: CancellationRequested | None = None
-
-    @property
-    def oversold_units(self) -> int:
-        """Units this step accepted beyond what could be sold; the invariants keep it 0."""
-        if self.decision is None or self.decision.outcome is not Outcome.ACCEPTED:
-            return 0
-        return self.position.oversold
+    oversold_units: int = 0
+    """Units this step committed beyond what could be sold; the rules keep it 0."""
 
 
 def apply(
@@ -129,7 +124,11 @@ def _place(position: SkuPosition, line: LineRecord | None, event: OrderLinePlace
     )
     moved = replace(position, committed=position.committed + event.quantity)
     step = _changed(position, moved, accepted, event, _actor(event), "order_line.placed")
-    return replace(step, decision=decision_for(step.position, event, Outcome.ACCEPTED))
+    return replace(
+        step,
+        decision=decision_for(step.position, event, Outcome.ACCEPTED),
+        oversold_units=max(0, step.position.oversold - position.oversold),
+    )
 
 
 def _reject(
@@ -233,14 +232,23 @@ def _take_out(
     return moved
 
 
+def _implied_shipment(
+    position: SkuPosition, line: LineRecord, warehouse: str, returned: int
+) -> SkuPosition:
+    """A return proves the shipment happened, reported or not."""
+    if line.status in HOLDS_STOCK:
+        return _take_out(position, line, warehouse, line.quantity)
+    if line.status is LineStatus.PENDING:  # not even the placement arrived yet
+        return _take_out(position, line, warehouse, returned)
+    return position
+
+
 def _receive_return(
     position: SkuPosition, line: LineRecord, event: OrderLineReturnReceived
 ) -> Step:
     if line.status in (LineStatus.RETURN_PENDING, LineStatus.RETURNED):
         return Step(position, line)
-    moved = position
-    if line.status in HOLDS_STOCK:  # the shipment was never reported: it is implied
-        moved = _take_out(position, line, event.warehouse, line.quantity)
+    moved = _implied_shipment(position, line, event.warehouse, event.quantity)
     stock = moved.warehouse(event.warehouse)
     pending = replace(stock, returns_pending=stock.returns_pending + event.quantity)
     moved = moved.with_warehouse(event.warehouse, pending)
@@ -253,9 +261,7 @@ def _inspect_return(
 ) -> Step:
     if line.status is LineStatus.RETURNED:
         return Step(position, line)
-    moved = position
-    if line.status in HOLDS_STOCK:  # shipment and receipt never reported: both implied
-        moved = _take_out(position, line, event.warehouse, line.quantity)
+    moved = _implied_shipment(position, line, event.warehouse, event.quantity)
     stock = moved.warehouse(event.warehouse)
     if line.status is LineStatus.RETURN_PENDING:
         stock = replace(stock, returns_pending=max(0, stock.returns_pending - event.quantity))
@@ -288,14 +294,14 @@ def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) 
         case StockCounted():
             stock = replace(stock, on_hand=event.quantity)
         case StockAdjusted():
-            stock = replace(stock, on_hand=max(0, stock.on_hand + event.delta))
+            stock = replace(stock, on_hand=_moved(stock.on_hand, event.delta))
             reason = event.reason
         case StockUnavailableChanged():
-            held = min(stock.on_hand, max(0, stock.unavailable + event.delta))
+            held = min(max(0, stock.on_hand), max(0, stock.unavailable + event.delta))
             stock = replace(stock, unavailable=held)
             reason = event.reason
         case StockTransferredOut():
-            stock = replace(stock, on_hand=max(0, stock.on_hand - event.quantity))
+            stock = replace(stock, on_hand=_moved(stock.on_hand, -event.quantity))
         case StockTransferredIn():
             stock = replace(stock, on_hand=stock.on_hand + event.quantity)
         case StockIncomingAnnounced():
@@ -306,6 +312,14 @@ def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) 
             moved = replace(position, reserve=SafetyReserve(event.units, event.percent))
     moved = moved.with_warehouse(event.warehouse, stock)
     return _changed(position, moved, MovementRecord(), event, event.actor, reason)
+
+
+def _moved(on_hand: int, delta: int) -> int:
+    """On hand after a correction: a decrease stops at 0 and never adds units (on hand
+    can be below 0 already when shipments outran the count)."""
+    if delta >= 0:
+        return on_hand + delta
+    return max(on_hand + delta, min(on_hand, 0))
 
 
 def _close_batch(

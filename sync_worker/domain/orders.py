@@ -14,6 +14,7 @@ already: its releases are issued again (they may not have left before the crash)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from sync_worker.domain.events import (
@@ -22,6 +23,7 @@ from sync_worker.domain.events import (
     OrderLineDecided,
     Outcome,
     RejectReason,
+    line_key,
 )
 
 ORDER_INCOMPLETE = "order_incomplete"
@@ -125,9 +127,15 @@ def _settled(
     )
 
 
+def _release_id(decision: OrderLineDecided, line: AcceptedLine) -> str:
+    """Deterministic (a replay releases the same event) and short whatever the ids."""
+    identity = line_key(decision.platform, decision.order_id, line.line_id).encode()
+    return f"{ORDER_INCOMPLETE}:{hashlib.sha256(identity).hexdigest()}"
+
+
 def _release(decision: OrderLineDecided, line: AcceptedLine) -> OrderLineCancelled:
     return OrderLineCancelled(
-        event_id=f"{ORDER_INCOMPLETE}:{decision.platform}:{decision.order_id}:{line.line_id}",
+        event_id=_release_id(decision, line),
         sku=line.sku,
         event_time_ms=decision.event_time_ms,
         platform=decision.platform,
@@ -140,7 +148,7 @@ def _release(decision: OrderLineDecided, line: AcceptedLine) -> OrderLineCancell
 
 def _request(decision: OrderLineDecided, line: AcceptedLine) -> CancellationRequested:
     return CancellationRequested(
-        event_id=f"{ORDER_INCOMPLETE}:{decision.platform}:{decision.order_id}:{line.line_id}",
+        event_id=_release_id(decision, line),
         sku=line.sku,
         event_time_ms=decision.event_time_ms,
         platform=decision.platform,

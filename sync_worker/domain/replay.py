@@ -46,7 +46,9 @@ def apply_at(
     if record is not None and record.seq == seq:  # written by this very event: undo it
         before = record.previous if isinstance(record, LineRecord) else None
     step = ledger.apply(position, before, event, policy)
-    stamped = _stamp(step.record, seq, before)
+    # An unchanged record (a duplicate) keeps its stamp: re-stamping it would make a
+    # crash right after this write look like "this event wrote it" on replay.
+    stamped = record if step.record == before else _stamp(step.record, seq, before)
     return Applied(replace(step, position=replace(step.position, seq=seq), record=stamped), False)
 
 

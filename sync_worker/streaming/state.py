@@ -29,7 +29,7 @@ def position_key(sku: str) -> bytes:
 def record_key(event: SkuEvent) -> bytes:
     """Order lines are identified per SKU (a cancel naming another SKU finds nothing
     there); stock movements by their event id."""
-    sku = event.sku.encode() + b"\x00"
+    sku = f"{len(event.sku)}:{event.sku}".encode()  # length-prefixed: ids may hold any byte
     if isinstance(event, StockEvent):
         return _MOVEMENT + sku + event.event_id.encode()
     line: OrderLineEvent = event
