@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sync_worker.config import (
     ChannelSettings,
     KafkaSettings,
+    LedgerSettings,
     Settings,
     SettingsError,
     WorkerSettings,
@@ -66,6 +67,12 @@ def test_no_file_and_no_environment_give_the_defaults() -> None:
     assert settings.worker.data_dir == Path("var/worker")
     assert (settings.worker.web_host, settings.worker.web_port) == ("127.0.0.1", 6066)
     assert settings.worker.processing_guarantee == "at_least_once"
+    assert settings.ledger == LedgerSettings()
+    assert (settings.ledger.default_reserve_percent, settings.ledger.default_reserve_units) == (
+        5,
+        0,
+    )
+    assert settings.ledger.partial_fulfilment_channels == ()
     assert settings.channels == ()
 
 
@@ -319,3 +326,52 @@ def test_a_file_that_is_not_utf8_is_a_settings_error(tmp_path: Path) -> None:
 
     assert len(caught.value.problems) == 1
     assert caught.value.problems[0].startswith(f"{path}: not UTF-8")
+
+
+# --- [ledger] -----------------------------------------------------------------------------
+
+
+def test_the_ledger_section_sets_the_default_reserve_and_partial_channels() -> None:
+    settings = load_settings(
+        "[ledger]\n"
+        "default_reserve_percent = 10\n"
+        "default_reserve_units = 3\n"
+        'partial_fulfilment_channels = ["shopify-store", "wechat-room-2"]\n',
+        {},
+    )
+
+    assert settings.ledger == LedgerSettings(
+        default_reserve_percent=10,
+        default_reserve_units=3,
+        partial_fulfilment_channels=("shopify-store", "wechat-room-2"),
+    )
+
+
+def test_the_environment_overrides_the_default_reserve() -> None:
+    env = {
+        "STOCKCAST_LEDGER__DEFAULT_RESERVE_PERCENT": "8",
+        "STOCKCAST_LEDGER__DEFAULT_RESERVE_UNITS": "2",
+    }
+
+    settings = load_settings("[ledger]\ndefault_reserve_percent = 10\n", env)
+
+    assert (settings.ledger.default_reserve_percent, settings.ledger.default_reserve_units) == (
+        8,
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ("default_reserve_percent = 101", "ledger.default_reserve_percent"),
+        ("default_reserve_percent = -1", "ledger.default_reserve_percent"),
+        ("default_reserve_units = -1", "ledger.default_reserve_units"),
+        ("default_reserve = 5", "ledger.default_reserve"),
+    ],
+)
+def test_a_bad_ledger_setting_is_named(line: str, where: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(f"[ledger]\n{line}\n", {})
+
+    assert any(problem.startswith(where) for problem in caught.value.problems)

@@ -7,6 +7,7 @@ no broker: faust connects only when the worker starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import ssl
@@ -243,14 +244,19 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         "decisions": topics.decisions,
         "stock_levels": topics.stock_levels,
         "dead_letters": topics.dead_letters,
+        "cancellation_requests": topics.cancellation_requests,
+        "audit": topics.audit,
+        "order_decisions": topics.order_decisions,
     }
     assert seen["agents"] == {
         names.LEDGER_AGENT: [topics.sku_events],
+        names.ORDERS_AGENT: [topics.order_decisions],
         names.PUBLISHER_AGENT: [topics.stock_levels],
     }
+    # One ledger table (positions and records share a changelog partition), one of orders.
     assert seen["tables"] == {
-        names.POSITIONS_TABLE: f"stockcast-probe-{names.POSITIONS_TABLE}-changelog",
-        names.LINES_TABLE: f"stockcast-probe-{names.LINES_TABLE}-changelog",
+        names.LEDGER_TABLE: f"stockcast-probe-{names.LEDGER_TABLE}-changelog",
+        names.ORDERS_TABLE: f"stockcast-probe-{names.ORDERS_TABLE}-changelog",
     }
 
 
@@ -258,9 +264,23 @@ def test_the_persistent_names_never_change() -> None:
     """Renaming one of these renames a topic or table on the broker: data left behind."""
     assert (names.SKU_EVENTS, names.DECISIONS) == ("sku-events.v1", "decisions.v1")
     assert (names.STOCK_LEVELS, names.DEAD_LETTERS) == ("stock-levels.v1", "dead-letters.v1")
-    assert (names.POSITIONS_TABLE, names.LINES_TABLE) == ("sku-positions", "order-lines")
-    assert (names.LEDGER_AGENT, names.PUBLISHER_AGENT) == ("ledger", "publisher")
+    assert (names.CANCELLATION_REQUESTS, names.AUDIT) == ("cancellation-requests.v1", "audit.v1")
+    assert names.ORDER_DECISIONS == "order-decisions.v1"
+    assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
+    assert (names.LEDGER_AGENT, names.ORDERS_AGENT, names.PUBLISHER_AGENT) == (
+        "ledger",
+        "orders",
+        "publisher",
+    )
     assert names.TopicNames.for_prefix("shop-a").sku_events == "shop-a.sku-events.v1"
+
+
+def test_every_topic_of_a_deployment_is_created_before_subscribing() -> None:
+    topics = names.TopicNames.for_prefix("shop-a")
+
+    assert topics.all() == tuple(dataclasses.asdict(topics).values())
+    assert len(set(topics.all())) == 7
+    assert all(name.startswith("shop-a.") and name.endswith(".v1") for name in topics.all())
 
 
 # --- broker security ------------------------------------------------------------------

@@ -176,13 +176,20 @@ def test_the_checker_finds_every_platform_and_every_package() -> None:
 # --- the rules --------------------------------------------------------------------------
 
 
-def test_the_domain_imports_only_the_standard_library_and_itself() -> None:
+def test_the_checker_sees_every_module_of_the_domain() -> None:
+    found = {path.stem for path in sources(SYNC_WORKER / "domain")}
+
+    assert {"events", "ledger", "orders", "position", "records", "replay"} <= found
+
+
+@pytest.mark.parametrize("path", sources(SYNC_WORKER / "domain"), ids=relative)
+def test_the_domain_imports_only_the_standard_library_and_itself(path: Path) -> None:
     def forbidden(module: str) -> bool:
         return top(module) not in sys.stdlib_module_names and not within(
             module, "sync_worker.domain"
         )
 
-    assert list(violations(sources(SYNC_WORKER / "domain"), forbidden)) == []
+    assert list(violations([path], forbidden)) == []
 
 
 def test_the_connector_sdk_imports_nothing_of_sync_worker() -> None:
@@ -249,3 +256,11 @@ def test_the_demo_is_the_documented_exception() -> None:
     imported = {imported.module for imported in imports_of(DEMO_DRIVES_THE_SIMULATOR)}
 
     assert any(within(module, platform) for module in imported for platform in platforms)
+
+
+@pytest.mark.parametrize("path", sources(SYNC_WORKER / "domain"), ids=relative)
+def test_the_domain_has_no_async_code(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    asynchronous = (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)
+
+    assert [node.lineno for node in ast.walk(tree) if isinstance(node, asynchronous)] == []

@@ -124,3 +124,18 @@ def test_single_line_orders_and_partial_channels_are_left_alone(answer: Decide) 
         partial,
     )
     assert released(steps) == []
+
+
+def test_a_release_is_named_after_its_line_short_and_the_same_for_the_platform(
+    answer: Decide,
+) -> None:
+    steps = run([answer("1", Outcome.ACCEPTED), answer("2", Outcome.ACCEPTED)])
+    failed = on_decision(9, steps[-1].tally, answer("3", Outcome.REJECTED))
+    again = on_decision(10, steps[-1].tally, answer("3", Outcome.REJECTED))
+
+    ids = [release.event_id for release in failed.releases]
+    assert ids == [release.event_id for release in again.releases]  # deterministic
+    assert ids == [request.event_id for request in failed.requests]
+    assert len(set(ids)) == 2
+    assert all(event_id.startswith("order_incomplete:") for event_id in ids)
+    assert max(len(event_id) for event_id in ids) <= 200

@@ -24,14 +24,11 @@ from connectors.simulator.clock import VirtualClock
 from connectors.simulator.connector import SimulatorConnector
 from connectors.simulator.rooms import LiveRoom
 from connectors.simulator.server import create_app, start_server
-from sync_worker.domain import ledger
-from sync_worker.domain.events import (
-    OrderLineCancelled,
-    OrderLinePlaced,
-    Outcome,
-    RejectReason,
-)
-from sync_worker.domain.ledger import LineRecord, SkuPosition
+from sync_worker.domain.events import Outcome, RejectReason
+from sync_worker.domain.position import SkuPosition
+from sync_worker.domain.records import Record
+from sync_worker.domain.replay import apply_at
+from sync_worker.streaming import state
 from sync_worker.streaming.codecs import SkuEventDecoder
 
 STOCK = 30
@@ -39,25 +36,26 @@ STOCK = 30
 
 @dataclass
 class InProcessStockcast:
-    """stockcast's decide-and-push path without Kafka: decode, apply, push to every room."""
+    """stockcast's decide-and-push path without Kafka: decode, apply at the next offset with
+    records keyed as the agent keys them, push to every room."""
 
     rooms: dict[str, LiveRoom]
     connector: SimulatorConnector | None
     decoder: SkuEventDecoder = field(default_factory=SkuEventDecoder)
     positions: dict[str, SkuPosition] = field(default_factory=dict)
-    lines: dict[str, LineRecord] = field(default_factory=dict)
+    records: dict[bytes, Record] = field(default_factory=dict)
+    offset: int = 0
     outcomes: Counter[tuple[Outcome, RejectReason | None]] = field(default_factory=Counter)
 
     async def __call__(self, key: bytes, value: bytes) -> None:
         event = self.decoder.decode(key, value)
         position = self.positions.get(event.sku, SkuPosition(event.sku))
-        line_key = (
-            event.line_key if isinstance(event, OrderLinePlaced | OrderLineCancelled) else None
-        )
-        step = ledger.apply(position, None if line_key is None else self.lines.get(line_key), event)
+        record_key = state.record_key(event)
+        step = apply_at(self.offset, position, self.records.get(record_key), event).step
+        self.offset += 1
         self.positions[event.sku] = step.position
-        if line_key is not None and step.line is not None:
-            self.lines[line_key] = step.line
+        if step.record is not None:
+            self.records[record_key] = step.record
         if step.decision is not None:
             self.outcomes[step.decision.outcome, step.decision.reason] += 1
         if step.level is not None and self.connector is not None:

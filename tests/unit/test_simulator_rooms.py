@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.simulator.rooms import LiveRoom, RoomCounters
@@ -153,6 +153,7 @@ _cancel = st.tuples(st.just("cancel"), st.integers(0, 1_000))
 _operations = st.lists(st.one_of(_order, _push, _cancel), max_size=80)
 
 
+@settings(deadline=None)  # never depends on how fast the machine is
 @given(
     initial=st.fixed_dictionaries({sku: st.integers(0, 10) for sku in SKUS}),
     operations=_operations,
