@@ -140,15 +140,20 @@ def _reject(
         reason=reason,
         paid=bool(line and line.paid),
     )
-    cancellation = CancellationRequested(
-        event_id=event.event_id,
-        sku=event.sku,
-        event_time_ms=event.event_time_ms,
-        platform=event.platform,
-        channel=event.channel,
-        order_id=event.order_id,
-        line_id=event.line_id,
-        reason=reason,
+    # A line its platform cancelled already (cancel before place) needs no request.
+    cancellation = (
+        None
+        if reason is RejectReason.ALREADY_CANCELLED
+        else CancellationRequested(
+            event_id=event.event_id,
+            sku=event.sku,
+            event_time_ms=event.event_time_ms,
+            platform=event.platform,
+            channel=event.channel,
+            order_id=event.order_id,
+            line_id=event.line_id,
+            reason=reason,
+        )
     )
     decision = decision_for(position, event, Outcome.REJECTED, reason)
     return Step(position, rejected, decision, cancellation=cancellation)
@@ -214,32 +219,38 @@ def _cancel(
 
 
 def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> Step:
-    if line.status in SHIPPED_OR_LATER:
+    """A shipment may carry part of a line (split shipments): it releases what it
+    carries, and the line is shipped once nothing of it is left committed."""
+    if line.status in SHIPPED_OR_LATER or event.event_id in line.shipments:
         return Step(position, line)
-    moved = _take_out(position, line, event.warehouse, event.quantity)
-    shipped = replace(line, status=LineStatus.SHIPPED, quantity=0)
+    holds = line.status in HOLDS_STOCK
+    released = min(event.quantity, line.quantity) if holds else 0
+    moved = _take_out(position, event.warehouse, event.quantity, released)
+    remaining = line.quantity - released
+    shipped = replace(
+        line,
+        status=line.status if holds and remaining else LineStatus.SHIPPED,
+        quantity=remaining,
+        shipments=(*line.shipments, event.event_id),
+    )
     return _changed(position, moved, shipped, event, _actor(event), "shipped")
 
 
-def _take_out(
-    position: SkuPosition, line: LineRecord, warehouse: str, quantity: int
-) -> SkuPosition:
-    """Units physically leave: on hand drops; a line that held stock releases it."""
+def _take_out(position: SkuPosition, warehouse: str, units: int, released: int) -> SkuPosition:
+    """``units`` physically leave the warehouse; ``released`` of them were committed."""
     stock = position.warehouse(warehouse)
-    moved = position.with_warehouse(warehouse, replace(stock, on_hand=stock.on_hand - quantity))
-    if line.status in HOLDS_STOCK:
-        moved = replace(moved, committed=moved.committed - line.quantity)
-    return moved
+    moved = position.with_warehouse(warehouse, replace(stock, on_hand=stock.on_hand - units))
+    return replace(moved, committed=moved.committed - released)
 
 
 def _implied_shipment(
     position: SkuPosition, line: LineRecord, warehouse: str, returned: int
 ) -> SkuPosition:
     """A return proves the shipment happened, reported or not."""
-    if line.status in HOLDS_STOCK:
-        return _take_out(position, line, warehouse, line.quantity)
+    if line.status in HOLDS_STOCK:  # the rest of the line left, unreported
+        return _take_out(position, warehouse, line.quantity, line.quantity)
     if line.status is LineStatus.PENDING:  # not even the placement arrived yet
-        return _take_out(position, line, warehouse, returned)
+        return _take_out(position, warehouse, returned, 0)
     return position
 
 
@@ -282,17 +293,19 @@ def _actor(event: OrderLineEvent) -> str:
 
 
 def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) -> Step:
+    start = position
     if not position.known:
-        position = replace(position, known=True, reserve=policy.default_reserve)
-    stock = position.warehouse(event.warehouse)
-    moved = position
+        start = replace(position, known=True, reserve=policy.default_reserve)
+    stock = start.warehouse(event.warehouse)
+    moved = start
     reason = event.type.removeprefix("stock.")
     match event:
         case StockReceived():
             stock = replace(stock, on_hand=stock.on_hand + event.quantity)
-            moved = replace(position, incoming=_close_batch(position.incoming, event))
+            moved = replace(start, incoming=_close_batch(start.incoming, event))
         case StockCounted():
-            stock = replace(stock, on_hand=event.quantity)
+            held = min(stock.unavailable, event.quantity)  # held units are among those counted
+            stock = replace(stock, on_hand=event.quantity, unavailable=held)
         case StockAdjusted():
             stock = replace(stock, on_hand=_moved(stock.on_hand, event.delta))
             reason = event.reason
@@ -306,11 +319,14 @@ def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) 
             stock = replace(stock, on_hand=stock.on_hand + event.quantity)
         case StockIncomingAnnounced():
             batch = IncomingBatch(event.batch_id, event.warehouse, event.quantity, event.eta_ms)
-            others = tuple(b for b in position.incoming if b.batch_id != event.batch_id)
-            moved = replace(position, incoming=(*others, batch))
+            others = tuple(b for b in start.incoming if b.batch_id != event.batch_id)
+            moved = replace(start, incoming=(*others, batch))
         case SafetyReserveChanged():
-            moved = replace(position, reserve=SafetyReserve(event.units, event.percent))
-    moved = moved.with_warehouse(event.warehouse, stock)
+            moved = replace(start, reserve=SafetyReserve(event.units, event.percent))
+    if stock != start.warehouse(event.warehouse):
+        moved = moved.with_warehouse(event.warehouse, stock)
+    if moved == position:  # e.g. a count that confirms the books: nothing to announce
+        return Step(position, MovementRecord())
     return _changed(position, moved, MovementRecord(), event, event.actor, reason)
 
 

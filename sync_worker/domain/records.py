@@ -40,6 +40,8 @@ class LineRecord:
     placed: Outcome | None = None
     reason: RejectReason | None = None
     paid: bool = False
+    shipments: tuple[str, ...] = ()
+    """Event ids of the shipments applied (a line may ship in parts)."""
     seq: int = -1
     previous: LineRecord | None = None
     """The record before the event at ``seq`` (one level only): lets a replay after a

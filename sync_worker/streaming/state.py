@@ -72,6 +72,7 @@ def _line_record(fields: dict[str, Any]) -> LineRecord:
         placed=Outcome(fields["placed"]) if fields["placed"] else None,
         reason=RejectReason(fields["reason"]) if fields["reason"] else None,
         paid=fields["paid"],
+        shipments=tuple(fields["shipments"]),
         seq=fields["seq"],
         previous=_line_record(previous) if previous else None,
     )
