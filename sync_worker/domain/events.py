@@ -289,8 +289,9 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderLineDecided(_OrderLineEvent):
-    """stockcast's answer to an order-line placement. A redelivered placement is answered
-    ``duplicate`` with the original outcome in ``original_outcome``."""
+    """stockcast's answer to an order-line placement. The same line placed again (a new
+    message) is answered ``duplicate``, with the first answer in ``original_outcome``;
+    the same message read again after a crash gets its original answer again."""
 
     type: Literal["order_line.decided"] = "order_line.decided"
     schema_version: Literal[1] = 1

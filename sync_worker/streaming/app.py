@@ -125,6 +125,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "topic_partitions": kafka.partitions,
         "topic_replication_factor": kafka.replication_factor,
         "processing_guarantee": worker.processing_guarantee,
+        "broker_session_timeout": worker.session_timeout_s,
+        "broker_heartbeat_interval": worker.session_timeout_s / 5,
         "key_serializer": "raw",
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",

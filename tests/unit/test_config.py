@@ -35,7 +35,7 @@ app_id = "stockcast-shop-a"
 data_dir = "/var/lib/stockcast"
 web_host = "0.0.0.0"
 web_port = 8080
-processing_guarantee = "exactly_once"
+session_timeout_s = 30
 log_level = "debug"
 
 [[channels]]
@@ -89,7 +89,7 @@ def test_a_toml_file_sets_every_section() -> None:
     assert worker.app_id == "stockcast-shop-a"
     assert worker.data_dir == Path("/var/lib/stockcast")
     assert (worker.web_host, worker.web_port) == ("0.0.0.0", 8080)
-    assert (worker.processing_guarantee, worker.log_level) == ("exactly_once", "debug")
+    assert (worker.session_timeout_s, worker.log_level) == (30, "debug")
     first, second = settings.channels
     assert (first.name, first.connector) == ("tiktok-room-1", "simulator")
     assert first.options == {"base_url": "http://127.0.0.1:8000"}
@@ -375,3 +375,8 @@ def test_a_bad_ledger_setting_is_named(line: str, where: str) -> None:
         load_settings(f"[ledger]\n{line}\n", {})
 
     assert any(problem.startswith(where) for problem in caught.value.problems)
+
+
+def test_exactly_once_is_refused_because_it_lost_orders_in_the_crash_test() -> None:
+    with pytest.raises(SettingsError, match=r"worker\.processing_guarantee"):
+        load_settings('[worker]\nprocessing_guarantee = "exactly_once"\n', {})
