@@ -319,8 +319,9 @@ def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) 
             stock = replace(stock, on_hand=stock.on_hand + event.quantity)
         case StockIncomingAnnounced():
             batch = IncomingBatch(event.batch_id, event.warehouse, event.quantity, event.eta_ms)
-            others = tuple(b for b in start.incoming if b.batch_id != event.batch_id)
-            moved = replace(start, incoming=(*others, batch))
+            updated = tuple(batch if b.batch_id == batch.batch_id else b for b in start.incoming)
+            known = any(b.batch_id == batch.batch_id for b in start.incoming)
+            moved = replace(start, incoming=updated if known else (*start.incoming, batch))
         case SafetyReserveChanged():
             moved = replace(start, reserve=SafetyReserve(event.units, event.percent))
     if stock != start.warehouse(event.warehouse):
