@@ -1,10 +1,10 @@
 """Random event logs for the ledger's property tests, and two ways to drive them.
 
 A log is drawn from a pool of distinct events over a few SKUs, warehouses and order lines
-(every input type), shuffled so that any event may overtake any other, then sprinkled with
-redeliveries of the very same events (same ``event_id``) after their first delivery, as
-Kafka redelivers after a crash or a producer retries. Most SKUs are counted first, as the
-warehouse does before a live stream.
+(every input type; a line may ship in two parts), shuffled so that any event may overtake
+any other, then sprinkled with redeliveries of the very same events (same ``event_id``)
+after their first delivery, as Kafka redelivers after a crash or a producer retries. Most
+SKUs are counted first, as the warehouse does before a live stream.
 
 ``replay``/``run`` apply ``ledger.apply`` with records kept per ``state.record_key``;
 ``Agent`` is the ledger agent without Kafka: a table of bytes written record first and
@@ -116,6 +116,18 @@ def line_life(line: Line, event_id: str, kind: str, result: InspectionResult) ->
 LIFE = ("placed", "paid", "cancelled", "refunded", "shipped", "return_received", "return_inspected")
 
 
+def split_shipment(
+    line: Line, event_ids: tuple[str, str], first: int
+) -> tuple[OrderLineShipped, OrderLineShipped]:
+    """The line shipped in two parts: different event ids, quantities adding up to the line."""
+    first_id, second_id = event_ids
+    w = line.warehouse
+    return (
+        OrderLineShipped(**line.fields(first_id), quantity=first, warehouse=w),
+        OrderLineShipped(**line.fields(second_id), quantity=line.quantity - first, warehouse=w),
+    )
+
+
 @st.composite
 def stock_events(draw: st.DrawFn, event_id: str) -> StockEvent:
     common: dict[str, Any] = {
@@ -169,7 +181,12 @@ def logs(draw: st.DrawFn, *, redeliver_stock: bool = True, max_lines: int = 6) -
         )
         result = draw(st.sampled_from(InspectionResult))
         for kind in LIFE:
-            if draw(st.booleans() if kind != "placed" else st.integers(0, 5).map(bool)):
+            if not draw(st.booleans() if kind != "placed" else st.integers(0, 5).map(bool)):
+                continue
+            if kind == "shipped" and line.quantity > 1 and draw(st.booleans()):
+                first = draw(st.integers(1, line.quantity - 1))
+                pool += split_shipment(line, (next(ids), next(ids)), first)
+            else:
                 pool.append(line_life(line, next(ids), kind, result))
         if draw(st.integers(0, 3)) == 0:  # the platform sends the placement again, new id
             pool.append(line_life(line, next(ids), "placed", result))

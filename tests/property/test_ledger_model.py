@@ -3,12 +3,20 @@
 Hypothesis drives a ``RuleBasedStateMachine``: every rule delivers one event (a new one,
 or the very same event again) to the ``Agent`` (``apply_at`` over a table of bytes) and to
 ``Model``, a plain transcription of the written rules that shares no code with the
-ledger. After every step the two must agree on every quantity of every SKU, on what each
-line holds, and on the answer to each placement.
+ledger. After every step the two must agree on every quantity of every SKU, on which
+warehouses it has entries for, on what each line holds and which shipments it took, on
+the answer to each placement and whether it asks for a cancellation, and on whether the
+step announced a change (level and audit record, whose before and after must be the
+model's quantities).
 
-One path is left out on purpose (``may_return``): a return for a line that was rejected,
-or released before shipping, and never reported shipped. What such a return implies is
-a business question the written rules leave open; the ledger implies no shipment.
+Paths left out on purpose:
+
+- (``may_return``) a return for a line that was rejected, or released before shipping,
+  and never reported shipped. What such a return implies is a business question the
+  written rules leave open; the ledger implies no shipment.
+- (``ship_part``) a part of a split shipment before the line's placement arrived: the
+  ledger marks the line shipped by the first part and drops the others (a known bug, see
+  the strict xfail ``test_split_shipments_before_the_placement_each_take_their_units_off_hand``).
 """
 
 from __future__ import annotations
@@ -74,9 +82,11 @@ class ModelLine:
     answer: Answer | None = None
     """The first answer to the line's placement."""
     stage: str = "open"
-    """open, cancelled (before its placement or while holding stock), shipped,
-    return_pending, returned."""
+    """open (holding stock, possibly shipped in part), cancelled (before its placement or
+    while holding stock), shipped, return_pending, returned."""
     held: int = 0
+    shipments: set[str] = field(default_factory=set)
+    """Event ids of the shipments applied."""
 
 
 @dataclass
@@ -87,9 +97,12 @@ class ModelSku:
     returns_pending: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     committed: int = 0
     reserve: tuple[int, int] = (0, 0)
-    incoming: dict[str, int] = field(default_factory=dict)
+    incoming: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Batch id -> (warehouse, units), in the order the batches were first announced."""
     version: int = 0
     movements: set[str] = field(default_factory=set)
+    entries: set[str] = field(default_factory=set)
+    """Warehouses the position lists: those whose stock some change touched."""
 
     @property
     def total(self) -> int:
@@ -104,6 +117,37 @@ class ModelSku:
     def sellable(self) -> int:
         held_back = self.committed + self.safety_reserve + sum(self.unavailable.values())
         return max(0, self.total - held_back)
+
+    def quantities(self) -> dict[str, int]:
+        """As an audit record shows them."""
+        return {
+            "on_hand": self.total,
+            "committed": self.committed,
+            "safety_reserve": self.safety_reserve,
+            "unavailable": sum(self.unavailable.values()),
+            "returns_pending": sum(self.returns_pending.values()),
+            "incoming": sum(units for _, units in self.incoming.values()),
+            "sellable": self.sellable,
+            "transferable": self.sellable,
+        }
+
+    def stock(self, warehouse: str) -> tuple[int, int, int]:
+        return (
+            self.on_hand[warehouse],
+            self.unavailable[warehouse],
+            self.returns_pending[warehouse],
+        )
+
+    def books(self) -> tuple[object, ...]:
+        """Everything a stock event can change, to tell whether one changed anything."""
+        names = {*self.on_hand, *self.unavailable, *self.returns_pending}
+        stocks = {w: self.stock(w) for w in names}
+        return (
+            self.known,
+            {w: stock for w, stock in stocks.items() if stock != (0, 0, 0)},
+            self.reserve,
+            dict(self.incoming),
+        )
 
 
 PAST_SHIPPING = ("shipped", "return_pending", "returned")
@@ -148,15 +192,26 @@ class Model:
                     sku.version += 1
                 elif line.answer is None and line.stage == "open":
                     line.stage = "cancelled"
-            case OrderLineShipped() if line.stage not in PAST_SHIPPING:
+            case OrderLineShipped() if (
+                line.stage not in PAST_SHIPPING and event.event_id not in line.shipments
+            ):
+                # A part releases what it carries, of what the line still holds; a line
+                # holding nothing (rejected, released, or not placed yet and shipped whole
+                # here) is shipped by its first shipment.
+                line.shipments.add(event.event_id)
                 sku.on_hand[event.warehouse] -= event.quantity
-                self._release(sku, line)
-                line.stage = "shipped"
+                released = min(event.quantity, line.held)
+                sku.committed -= released
+                line.held -= released
+                if not line.held:
+                    line.stage = "shipped"
+                sku.entries.add(event.warehouse)
                 sku.version += 1
             case OrderLineReturnReceived() if line.stage not in PAST_SHIPPING[1:]:
                 self._imply_shipment(sku, line, event.warehouse, event.quantity)
                 sku.returns_pending[event.warehouse] += event.quantity
                 line.stage = "return_pending"
+                sku.entries.add(event.warehouse)
                 sku.version += 1
             case OrderLineReturnInspected() if line.stage != "returned":
                 self._imply_shipment(sku, line, event.warehouse, event.quantity)
@@ -167,13 +222,15 @@ class Model:
                 if event.result is InspectionResult.DAMAGED:
                     sku.unavailable[event.warehouse] += event.quantity
                 line.stage = "returned"
+                sku.entries.add(event.warehouse)
                 sku.version += 1
 
     def _imply_shipment(
         self, sku: ModelSku, line: ModelLine, warehouse: str, returned: int
     ) -> None:
         """A return proves the units left: a shipment nobody reported is implied, of what the
-        line holds, or (not placed yet) of what came back."""
+        line still holds (the rest of a split shipment), or (not placed yet) of what came
+        back."""
         if line.stage in PAST_SHIPPING:
             return
         sku.on_hand[warehouse] -= line.held or returned
@@ -188,7 +245,8 @@ class Model:
         sku = self.skus[event.sku]
         if event.event_id in sku.movements:
             return
-        sku.movements.add(event.event_id)
+        sku.movements.add(event.event_id)  # even when it changes nothing
+        books, stock = sku.books(), sku.stock(event.warehouse)
         if not sku.known:
             default = POLICY.default_reserve
             sku.known, sku.reserve = True, (default.units, default.percent)
@@ -200,6 +258,7 @@ class Model:
                     sku.incoming.pop(event.batch_id, None)
             case StockCounted():
                 sku.on_hand[w] = event.quantity
+                sku.unavailable[w] = min(sku.unavailable[w], event.quantity)
             case StockAdjusted() if event.delta >= 0:
                 sku.on_hand[w] += event.delta
             case StockAdjusted():
@@ -211,10 +270,13 @@ class Model:
             case StockTransferredIn():
                 sku.on_hand[w] += event.quantity
             case StockIncomingAnnounced():
-                sku.incoming[event.batch_id] = event.quantity
+                sku.incoming[event.batch_id] = (w, event.quantity)
             case SafetyReserveChanged():
                 sku.reserve = (event.units, event.percent)
-        sku.version += 1
+        if sku.stock(w) != stock:
+            sku.entries.add(w)
+        if sku.books() != books:
+            sku.version += 1
 
 
 # --- the machine --------------------------------------------------------------------------
@@ -238,16 +300,27 @@ class LedgerMachine(RuleBasedStateMachine):
         step = self.agent.process(self.seq, event)
         self.seq += 1
         self.delivered.append(event)
+        sku = self.model.skus[event.sku]
+        version, before = sku.version, sku.quantities()
+        requested = False
         if isinstance(event, OrderLinePlaced):
             outcome, (first, reason) = self.model.place(event)
             assert step.decision is not None
             assert (step.decision.outcome, step.decision.reason) == (outcome, reason)
             if outcome is Outcome.DUPLICATE:
                 assert step.decision.original_outcome is first
+            # Every rejection asks the platform to cancel, but of a line it cancelled itself.
+            requested = outcome is Outcome.REJECTED and reason is not RejectReason.ALREADY_CANCELLED
         elif isinstance(event, StockEvent):
             self.model.move(event)
         else:
             self.model.advance(event)
+        assert (step.cancellation is not None) == requested
+        # A change is announced, with the quantities before and after; no change, nothing.
+        changed = sku.version != version
+        assert (step.level is not None, step.audit is not None) == (changed, changed)
+        if step.audit is not None:
+            assert (step.audit.before, step.audit.after) == (before, sku.quantities())
 
     # order lines
 
@@ -276,6 +349,13 @@ class LedgerMachine(RuleBasedStateMachine):
     def ship(self, number: int) -> None:
         line = LINES[number]
         self.line_event(number, OrderLineShipped, quantity=line.quantity, warehouse=line.warehouse)
+
+    @rule(number=line_numbers, part=st.integers(1, 4))
+    def ship_part(self, number: int, part: int) -> None:
+        """A shipment of part of the line, the rest of it, or more than the rest."""
+        if self.model_line(number).answer is None:
+            return  # before the placement: a known bug (see the module docstring)
+        self.line_event(number, OrderLineShipped, quantity=part, warehouse=LINES[number].warehouse)
 
     def may_return(self, number: int) -> bool:
         # Not for a line rejected or released and never shipped (see the module docstring).
@@ -384,10 +464,12 @@ class LedgerMachine(RuleBasedStateMachine):
             assert (position.reserve.units, position.reserve.percent) == expected.reserve
             assert position.safety_reserve == expected.safety_reserve
             assert position.sellable == expected.sellable
-            assert {batch.batch_id: batch.quantity for batch in position.incoming} == (
-                expected.incoming
-            )
+            # In order: a new batch goes last, a batch announced again keeps its place.
+            assert [
+                (batch.batch_id, (batch.warehouse, batch.quantity)) for batch in position.incoming
+            ] == list(expected.incoming.items())
             assert (position.version, position.known) == (expected.version, expected.known)
+            assert {warehouse for warehouse, _ in position.warehouses} == expected.entries
 
     @invariant()
     def every_line_holds_what_the_model_says(self) -> None:
@@ -401,6 +483,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert isinstance(record, LineRecord)
             assert record.quantity == expected.held
             assert (record.status in HOLDS_STOCK) == (expected.held > 0)
+            assert set(record.shipments) == expected.shipments
             placed = None if expected.answer is None else expected.answer[0]
             assert record.placed is placed, line
 
