@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -68,14 +69,14 @@ class Tally:
         elif event["type"] == "order_line.cancelled":
             self.cancelled_lines.add(_line(event))
 
-    def decided(self, decision: dict[str, object]) -> None:
+    def decided(self, decision: Mapping[str, Any]) -> None:
         outcome = str(decision["outcome"])
         self.decisions[outcome] += 1
         if outcome == "accepted":
             line = _line(decision)
             if line in self.accepted_lines:
                 self.accepted_twice += 1
-            sku, quantity = str(decision["sku"]), int(decision["quantity"])  # type: ignore[call-overload]
+            sku, quantity = str(decision["sku"]), int(decision["quantity"])
             self.accepted_lines[line] = (sku, quantity)
             self.sold_by_channel[(sku, str(decision["channel"]))] += quantity
 

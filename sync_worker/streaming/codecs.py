@@ -79,9 +79,9 @@ class SkuEventDecoder:
         if not isinstance(payload, dict):
             raise InvalidEvent("malformed_json", "top level must be a JSON object")
         event_type = payload.get("type")
-        event_class = SKU_EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
-        if event_class is None:
+        if not isinstance(event_type, str) or event_type not in SKU_EVENT_TYPES:
             raise InvalidEvent("unknown_type", f"type {event_type!r} is not a SKU event")
+        event_class = SKU_EVENT_TYPES[event_type]
         version = payload.get("schema_version")
         if type(version) is int and version > SCHEMA_VERSION:
             raise InvalidEvent(
@@ -89,13 +89,13 @@ class SkuEventDecoder:
                 f"{event_type} v{version} is newer than this worker reads (v{SCHEMA_VERSION})",
             )
         try:
-            self._validators[event_type](payload)  # type: ignore[index]
+            self._validators[event_type](payload)
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidEvent("schema_violation", error.message) from None
         # JSON Schema counts 2.0 as an integer; the domain must only ever see ints.
         if any(type(field) is float for field in payload.values()):
             raise InvalidEvent("schema_violation", "numbers must be written as integers")
-        for field, enum_class in self._enum_fields[event_type].items():  # type: ignore[index]
+        for field, enum_class in self._enum_fields[event_type].items():
             if field in payload:
                 payload[field] = enum_class(payload[field])
         event = event_class(**payload)
