@@ -107,22 +107,27 @@ def _place(position: SkuPosition, line: LineRecord | None, event: OrderLinePlace
         return Step(position, line, decision)
     if line is not None and line.status is LineStatus.CANCELLED:
         return _reject(position, line, event, RejectReason.ALREADY_CANCELLED)
-    if line is not None and line.status in SHIPPED_OR_LATER:
-        # The units left before we saw the order: accept it, nothing more to commit.
-        accepted = replace(line, placed=Outcome.ACCEPTED)
+    # Units shipped before we saw the order (split shipments may ship it in parts).
+    shipped = line.shipped if line is not None and line.status is LineStatus.PENDING else 0
+    left = event.quantity - shipped
+    if line is not None and (line.status in SHIPPED_OR_LATER or (shipped and left <= 0)):
+        # All its units left before we saw the order: accept it, nothing more to commit.
+        status = LineStatus.SHIPPED if line.status is LineStatus.PENDING else line.status
+        accepted = replace(line, status=status, placed=Outcome.ACCEPTED, shipped=0)
         return Step(position, accepted, decision_for(position, event, Outcome.ACCEPTED))
     if not position.known:
         return _reject(position, line, event, RejectReason.UNKNOWN_SKU)
-    if event.quantity > position.sellable:
+    if left > position.sellable:
         return _reject(position, line, event, RejectReason.INSUFFICIENT_STOCK)
     paid = line is not None and line.paid
     accepted = LineRecord(
         status=LineStatus.PAID if paid else LineStatus.ACCEPTED,
-        quantity=event.quantity,
+        quantity=left,
         placed=Outcome.ACCEPTED,
         paid=paid,
+        shipments=line.shipments if line is not None else (),
     )
-    moved = replace(position, committed=position.committed + event.quantity)
+    moved = replace(position, committed=position.committed + left)
     step = _changed(position, moved, accepted, event, _actor(event), "order_line.placed")
     return replace(
         step,
@@ -139,6 +144,7 @@ def _reject(
         placed=Outcome.REJECTED,
         reason=reason,
         paid=bool(line and line.paid),
+        shipments=line.shipments if line is not None else (),  # a redelivered part stays applied
     )
     # A line its platform cancelled already (cancel before place) needs no request.
     cancellation = (
@@ -220,9 +226,19 @@ def _cancel(
 
 def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> Step:
     """A shipment may carry part of a line (split shipments): it releases what it
-    carries, and the line is shipped once nothing of it is left committed."""
+    carries, and the line is shipped once nothing of it is left committed. Before the
+    placement, each part takes its units off hand and the line stays pending, so the
+    late placement commits only what has not shipped."""
     if line.status in SHIPPED_OR_LATER or event.event_id in line.shipments:
         return Step(position, line)
+    if line.status is LineStatus.PENDING:
+        moved = _take_out(position, event.warehouse, event.quantity, 0)
+        early = replace(
+            line,
+            shipped=line.shipped + event.quantity,
+            shipments=(*line.shipments, event.event_id),
+        )
+        return _changed(position, moved, early, event, _actor(event), "shipped")
     holds = line.status in HOLDS_STOCK
     released = min(event.quantity, line.quantity) if holds else 0
     moved = _take_out(position, event.warehouse, event.quantity, released)
@@ -250,7 +266,7 @@ def _implied_shipment(
     if line.status in HOLDS_STOCK:  # the rest of the line left, unreported
         return _take_out(position, warehouse, line.quantity, line.quantity)
     if line.status is LineStatus.PENDING:  # not even the placement arrived yet
-        return _take_out(position, warehouse, returned, 0)
+        return _take_out(position, warehouse, max(0, returned - line.shipped), 0)
     return position
 
 

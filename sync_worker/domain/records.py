@@ -14,7 +14,7 @@ class LineStatus(StrEnum):
     step the line has already passed changes nothing."""
 
     PENDING = "pending"
-    """Seen only through events that may precede the placement (paid)."""
+    """Seen only through events that may precede the placement (paid, shipment parts)."""
     ACCEPTED = "accepted"
     PAID = "paid"
     SHIPPED = "shipped"
@@ -42,6 +42,9 @@ class LineRecord:
     paid: bool = False
     shipments: tuple[str, ...] = ()
     """Event ids of the shipments applied (a line may ship in parts)."""
+    shipped: int = 0
+    """Units shipped while the line was ``PENDING`` (its placement not seen yet): the late
+    placement commits only the rest. 0 once the placement arrived."""
     seq: int = -1
     previous: LineRecord | None = None
     """The record before the event at ``seq`` (one level only): lets a replay after a

@@ -73,6 +73,7 @@ def _line_record(fields: dict[str, Any]) -> LineRecord:
         reason=RejectReason(fields["reason"]) if fields["reason"] else None,
         paid=fields["paid"],
         shipments=tuple(fields["shipments"]),
+        shipped=fields.get("shipped", 0),  # absent from records written before it existed
         seq=fields["seq"],
         previous=_line_record(previous) if previous else None,
     )

@@ -9,14 +9,9 @@ the answer to each placement and whether it asks for a cancellation, and on whet
 step announced a change (level and audit record, whose before and after must be the
 model's quantities).
 
-Paths left out on purpose:
-
-- (``may_return``) a return for a line that was rejected, or released before shipping,
-  and never reported shipped. What such a return implies is a business question the
-  written rules leave open; the ledger implies no shipment.
-- (``ship_part``) a part of a split shipment before the line's placement arrived: the
-  ledger marks the line shipped by the first part and drops the others (a known bug, see
-  the strict xfail ``test_split_shipments_before_the_placement_each_take_their_units_off_hand``).
+Left out on purpose (``may_return``): a return for a line that was rejected, or released
+before shipping, and never reported shipped. What such a return implies is a business
+question the written rules leave open; the ledger implies no shipment.
 """
 
 from __future__ import annotations
@@ -85,6 +80,8 @@ class ModelLine:
     """open (holding stock, possibly shipped in part), cancelled (before its placement or
     while holding stock), shipped, return_pending, returned."""
     held: int = 0
+    early: int = 0
+    """Units shipped before the placement arrived (while the line is open, unanswered)."""
     shipments: set[str] = field(default_factory=set)
     """Event ids of the shipments applied."""
 
@@ -168,17 +165,20 @@ class Model:
         sku, line = self.skus[event.sku], self.lines[event.sku, event.line_key]
         if line.answer is not None:
             return Outcome.DUPLICATE, line.answer
+        early, line.early = line.early, 0
+        left = event.quantity - early  # only what has not shipped yet is committed
         if line.stage == "cancelled":
             line.answer = (Outcome.REJECTED, RejectReason.ALREADY_CANCELLED)
-        elif line.stage in PAST_SHIPPING:
+        elif line.stage in PAST_SHIPPING or (early and left <= 0):
             line.answer = (Outcome.ACCEPTED, None)  # the units left already
+            line.stage = "shipped" if line.stage == "open" else line.stage
         elif not sku.known:
             line.answer = (Outcome.REJECTED, RejectReason.UNKNOWN_SKU)
-        elif event.quantity > sku.sellable:
+        elif left > sku.sellable:
             line.answer = (Outcome.REJECTED, RejectReason.INSUFFICIENT_STOCK)
         else:
-            line.answer, line.held = (Outcome.ACCEPTED, None), event.quantity
-            sku.committed += event.quantity
+            line.answer, line.held = (Outcome.ACCEPTED, None), left
+            sku.committed += left
             sku.version += 1
         return line.answer[0], line.answer
 
@@ -195,16 +195,20 @@ class Model:
             case OrderLineShipped() if (
                 line.stage not in PAST_SHIPPING and event.event_id not in line.shipments
             ):
-                # A part releases what it carries, of what the line still holds; a line
-                # holding nothing (rejected, released, or not placed yet and shipped whole
-                # here) is shipped by its first shipment.
+                # A part releases what it carries, of what the line still holds; before the
+                # placement each part only takes its units off hand (the placement commits
+                # the rest); a line holding nothing (rejected or released) is shipped by its
+                # first shipment.
                 line.shipments.add(event.event_id)
                 sku.on_hand[event.warehouse] -= event.quantity
-                released = min(event.quantity, line.held)
-                sku.committed -= released
-                line.held -= released
-                if not line.held:
-                    line.stage = "shipped"
+                if line.answer is None and line.stage == "open":
+                    line.early += event.quantity
+                else:
+                    released = min(event.quantity, line.held)
+                    sku.committed -= released
+                    line.held -= released
+                    if not line.held:
+                        line.stage = "shipped"
                 sku.entries.add(event.warehouse)
                 sku.version += 1
             case OrderLineReturnReceived() if line.stage not in PAST_SHIPPING[1:]:
@@ -230,10 +234,11 @@ class Model:
     ) -> None:
         """A return proves the units left: a shipment nobody reported is implied, of what the
         line still holds (the rest of a split shipment), or (not placed yet) of what came
-        back."""
+        back beyond the parts already shipped."""
         if line.stage in PAST_SHIPPING:
             return
-        sku.on_hand[warehouse] -= line.held or returned
+        sku.on_hand[warehouse] -= line.held or max(0, returned - line.early)
+        line.early = 0
         self._release(sku, line)
 
     @staticmethod
@@ -353,8 +358,6 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(number=line_numbers, part=st.integers(1, 4))
     def ship_part(self, number: int, part: int) -> None:
         """A shipment of part of the line, the rest of it, or more than the rest."""
-        if self.model_line(number).answer is None:
-            return  # before the placement: a known bug (see the module docstring)
         self.line_event(number, OrderLineShipped, quantity=part, warehouse=LINES[number].warehouse)
 
     def may_return(self, number: int) -> bool:
