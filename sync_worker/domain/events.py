@@ -360,6 +360,12 @@ def line_key(platform: str, order_id: str, line_id: str) -> str:
     return f"{len(platform)}:{platform}{len(order_id)}:{order_id}{len(line_id)}:{line_id}"
 
 
+def line_identity(event: _OrderLineEvent) -> dict[str, Any]:
+    """The fields that say which order line an event is about (and which event it is),
+    to build an answer or a follow-up event about the same line."""
+    return {f.name: getattr(event, f.name) for f in fields(_OrderLineEvent)}
+
+
 def type_name(event_class: type[Any]) -> str:
     """The ``type`` an event class carries on the wire."""
     return str(next(f.default for f in fields(event_class) if f.name == "type"))

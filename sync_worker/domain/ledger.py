@@ -42,6 +42,7 @@ from sync_worker.domain.events import (
     StockTransferredIn,
     StockTransferredOut,
     StockUnavailableChanged,
+    line_identity,
 )
 from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition
 from sync_worker.domain.records import (
@@ -150,16 +151,7 @@ def _reject(
     cancellation = (
         None
         if reason is RejectReason.ALREADY_CANCELLED
-        else CancellationRequested(
-            event_id=event.event_id,
-            sku=event.sku,
-            event_time_ms=event.event_time_ms,
-            platform=event.platform,
-            channel=event.channel,
-            order_id=event.order_id,
-            line_id=event.line_id,
-            reason=reason,
-        )
+        else CancellationRequested(**line_identity(event), reason=reason)
     )
     decision = decision_for(position, event, Outcome.REJECTED, reason)
     return Step(position, rejected, decision, cancellation=cancellation)
@@ -174,13 +166,7 @@ def decision_for(
 ) -> OrderLineDecided:
     """The answer to a placement, taken against ``position``."""
     return OrderLineDecided(
-        event_id=event.event_id,
-        sku=event.sku,
-        event_time_ms=event.event_time_ms,
-        platform=event.platform,
-        channel=event.channel,
-        order_id=event.order_id,
-        line_id=event.line_id,
+        **line_identity(event),
         quantity=event.quantity,
         outcome=outcome,
         reason=reason,

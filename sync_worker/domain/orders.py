@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sync_worker.domain.events import (
     CancellationRequested,
@@ -23,6 +24,7 @@ from sync_worker.domain.events import (
     OrderLineDecided,
     Outcome,
     RejectReason,
+    line_identity,
     line_key,
 )
 
@@ -133,27 +135,19 @@ def _release_id(decision: OrderLineDecided, line: AcceptedLine) -> str:
     return f"{ORDER_INCOMPLETE}:{hashlib.sha256(identity).hexdigest()}"
 
 
+def _about(decision: OrderLineDecided, line: AcceptedLine) -> dict[str, Any]:
+    """The identity of a released line: the order's, with that line's SKU and id."""
+    return {
+        **line_identity(decision),
+        "event_id": _release_id(decision, line),
+        "sku": line.sku,
+        "line_id": line.line_id,
+    }
+
+
 def _release(decision: OrderLineDecided, line: AcceptedLine) -> OrderLineCancelled:
-    return OrderLineCancelled(
-        event_id=_release_id(decision, line),
-        sku=line.sku,
-        event_time_ms=decision.event_time_ms,
-        platform=decision.platform,
-        channel=decision.channel,
-        order_id=decision.order_id,
-        line_id=line.line_id,
-        reason=ORDER_INCOMPLETE,
-    )
+    return OrderLineCancelled(**_about(decision, line), reason=ORDER_INCOMPLETE)
 
 
 def _request(decision: OrderLineDecided, line: AcceptedLine) -> CancellationRequested:
-    return CancellationRequested(
-        event_id=_release_id(decision, line),
-        sku=line.sku,
-        event_time_ms=decision.event_time_ms,
-        platform=decision.platform,
-        channel=decision.channel,
-        order_id=decision.order_id,
-        line_id=line.line_id,
-        reason=RejectReason.ORDER_INCOMPLETE,
-    )
+    return CancellationRequested(**_about(decision, line), reason=RejectReason.ORDER_INCOMPLETE)

@@ -39,7 +39,6 @@ class StockcastApp:
     faust_app: faust.App
     topics: names.TopicNames
     services: tuple[mode.Service, ...]
-    metrics: Metrics
 
 
 class _HttpService(mode.Service):
@@ -277,4 +276,4 @@ def create_app(
         settings.worker.web_host,
         settings.worker.web_port,
     )
-    return StockcastApp(app, topics, (http, _PublisherService(publisher)), metrics)
+    return StockcastApp(app, topics, (http, _PublisherService(publisher)))
