@@ -230,6 +230,56 @@ class SafetyReserveChanged(_StockEvent):
     percent: int = optional_spec(0, "Percent of on hand kept back.", minimum=0, maximum=100)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AllocationEvent(_Event):
+    actor: str = spec("Who did it: a person, the publisher, a live-session service.", **_ID)
+    channel: str = spec("The channel (shop or live room) concerned.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelPinned(_AllocationEvent):
+    """The host pinned the product in a room ("上链接"): position quota for the burst
+    before it arrives."""
+
+    type: Literal["allocation.pinned"] = "allocation.pinned"
+    schema_version: Literal[1] = 1
+    duration_ms: int = spec("How long the pin lasts.", minimum=1, maximum=86_400_000)
+    expected_units_per_s: int = spec(
+        "Expected sales rate in the room while pinned.", minimum=1, maximum=MAX_QUANTITY
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockIsolated(_AllocationEvent):
+    """A flash-sale session: ``units`` carved out of the pool for this channel alone,
+    exactly counted, until the isolation ends."""
+
+    type: Literal["allocation.isolated"] = "allocation.isolated"
+    schema_version: Literal[1] = 1
+    units: int = spec("Units carved out for the channel.", minimum=1, maximum=MAX_STOCK)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IsolationEnded(_AllocationEvent):
+    """The flash-sale session ended: the channel's unsold units return to the pool."""
+
+    type: Literal["allocation.isolation_ended"] = "allocation.isolation_ended"
+    schema_version: Literal[1] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReclaimSettled(_AllocationEvent):
+    """The publisher's report on a quota reduction: how many of the ``requested`` units
+    the platform really took off display (fewer when it sold some meanwhile). Until it
+    arrives the reclaimed units are granted to no other channel."""
+
+    type: Literal["allocation.reclaim_settled"] = "allocation.reclaim_settled"
+    schema_version: Literal[1] = 1
+    version: int = spec("The quota change this settles.", minimum=1)
+    requested: int = spec("Units the reduction asked for.", minimum=1, maximum=MAX_STOCK)
+    applied: int = spec("Units actually taken off display.", minimum=0, maximum=MAX_STOCK)
+
+
 OrderLineEvent = (
     OrderLinePlaced
     | OrderLinePaid
@@ -249,7 +299,8 @@ StockEvent = (
     | StockIncomingAnnounced
     | SafetyReserveChanged
 )
-SkuEvent = OrderLineEvent | StockEvent
+AllocationEvent = ChannelPinned | StockIsolated | IsolationEnded | ReclaimSettled
+SkuEvent = OrderLineEvent | StockEvent | AllocationEvent
 """Everything that arrives on the SKU-keyed input topic."""
 
 ORDER_LINE_EVENTS: tuple[type[OrderLineEvent], ...] = (
@@ -270,6 +321,12 @@ STOCK_EVENTS: tuple[type[StockEvent], ...] = (
     StockTransferredIn,
     StockIncomingAnnounced,
     SafetyReserveChanged,
+)
+ALLOCATION_EVENTS: tuple[type[AllocationEvent], ...] = (
+    ChannelPinned,
+    StockIsolated,
+    IsolationEnded,
+    ReclaimSettled,
 )
 
 
@@ -331,6 +388,23 @@ class StockLevelChanged:
         "on hand - committed - safety reserve - unavailable, never below 0.", minimum=0
     )
     version: int = spec("Grows by one with every change.", minimum=1)
+    cause_event_id: str = spec("The event that caused this change.", **_ID)
+    event_time_ms: int = spec("That event's time, Unix epoch milliseconds.", minimum=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockQuotaChanged:
+    """What one channel may sell of a SKU changed. Apply ``delta`` to what the platform
+    shows now (never set ``quota`` outright where the platform sells on its own: sales
+    in flight would be resurrected). ``version`` grows per SKU across all channels."""
+
+    type: Literal["stock.quota_changed"] = "stock.quota_changed"
+    schema_version: Literal[1] = 1
+    sku: str = spec("The SKU; also the Kafka message key.", **_ID)
+    channel: str = spec("The channel whose quota changed.", **_ID)
+    quota: int = spec("Units the channel may sell once this change lands.", minimum=0)
+    delta: int = spec("Change to apply to the platform's count.")
+    version: int = spec("Grows by one with every quota change of the SKU.", minimum=1)
     cause_event_id: str = spec("The event that caused this change.", **_ID)
     event_time_ms: int = spec("That event's time, Unix epoch milliseconds.", minimum=0)
 

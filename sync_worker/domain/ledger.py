@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from sync_worker.domain.events import (
+    AllocationEvent,
     AuditRecord,
     CancellationRequested,
     InspectionResult,
@@ -92,6 +93,9 @@ def apply(
         if record is not None:
             return Step(position, record)  # this movement was applied already
         return _move_stock(position, event, policy)
+    if isinstance(event, AllocationEvent):
+        # Changes no stock; remembered so ``domain.decide`` applies it to quotas once.
+        return Step(position, record if record is not None else MovementRecord())
     return _advance_line(position, _line(record), event)
 
 

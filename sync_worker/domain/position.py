@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from math import ceil
 
+from sync_worker.domain.allocation import Allocation
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingBatch:
@@ -41,8 +43,9 @@ class SafetyReserve:
 @dataclass(frozen=True, slots=True)
 class SkuPosition:
     """The SKU's books. ``known`` turns true with its first stock event: orders for a SKU
-    nobody has counted are rejected rather than sold against zero. ``seq`` is the input
-    sequence number of the last event applied (see ``domain.replay``)."""
+        nobody has counted are rejected rather than sold against zero. ``seq`` is the input
+        sequence number of the last event applied (see ``domain.replay``). The allocation
+    lives here so that the replay guard covers it like every other quantity."""
 
     sku: str
     warehouses: tuple[tuple[str, WarehouseStock], ...] = ()
@@ -52,6 +55,8 @@ class SkuPosition:
     version: int = 0
     known: bool = False
     seq: int = -1
+    allocation: Allocation = Allocation()
+    """How sellable is split into channel quotas (``domain.allocation``)."""
 
     @property
     def on_hand(self) -> int:

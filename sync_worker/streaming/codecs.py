@@ -16,6 +16,7 @@ import fastjsonschema
 import orjson
 
 from sync_worker.domain.events import (
+    ALLOCATION_EVENTS,
     ORDER_LINE_EVENTS,
     SCHEMA_VERSION,
     STOCK_EVENTS,
@@ -28,7 +29,8 @@ from sync_worker.domain.events import (
 )
 
 SKU_EVENT_TYPES: Final[dict[str, type[SkuEvent]]] = {
-    type_name(event_class): event_class for event_class in (*ORDER_LINE_EVENTS, *STOCK_EVENTS)
+    type_name(event_class): event_class
+    for event_class in (*ORDER_LINE_EVENTS, *STOCK_EVENTS, *ALLOCATION_EVENTS)
 }
 
 

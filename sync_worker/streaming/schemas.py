@@ -23,11 +23,16 @@ from sync_worker.streaming.dead_letters import DeadLetter
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 BASE_URI = "https://stockcast.dev/schemas/"
 
-INPUTS: tuple[type[Any], ...] = (*events.ORDER_LINE_EVENTS, *events.STOCK_EVENTS)
+INPUTS: tuple[type[Any], ...] = (
+    *events.ORDER_LINE_EVENTS,
+    *events.STOCK_EVENTS,
+    *events.ALLOCATION_EVENTS,
+)
 OUTPUTS: tuple[type[Any], ...] = (
     events.OrderLineDecided,
     events.CancellationRequested,
     events.StockLevelChanged,
+    events.StockQuotaChanged,
     events.AuditRecord,
     DeadLetter,
 )

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from sync_worker.domain.events import OrderLineEvent, Outcome, RejectReason, SkuEvent, StockEvent
+from sync_worker.domain.allocation import Allocation, ChannelQuota
+from sync_worker.domain.events import OrderLineEvent, Outcome, RejectReason, SkuEvent
 from sync_worker.domain.orders import AcceptedLine, OrderTally
 from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
 from sync_worker.domain.records import LineRecord, LineStatus, MovementRecord, Record
@@ -28,12 +29,11 @@ def position_key(sku: str) -> bytes:
 
 def record_key(event: SkuEvent) -> bytes:
     """Order lines are identified per SKU (a cancel naming another SKU finds nothing
-    there); stock movements by their event id."""
+    there); stock movements and allocation events by their event id."""
     sku = f"{len(event.sku)}:{event.sku}".encode()  # length-prefixed: ids may hold any byte
-    if isinstance(event, StockEvent):
-        return _MOVEMENT + sku + event.event_id.encode()
-    line: OrderLineEvent = event
-    return _LINE + sku + line.line_key.encode()
+    if isinstance(event, OrderLineEvent):
+        return _LINE + sku + event.line_key.encode()
+    return _MOVEMENT + sku + event.event_id.encode()
 
 
 def encode(value: SkuPosition | Record | OrderTally) -> bytes:
@@ -51,6 +51,17 @@ def decode_position(raw: bytes) -> SkuPosition:
         version=fields["version"],
         known=fields["known"],
         seq=fields["seq"],
+        allocation=_allocation(fields.get("allocation")),  # absent before allocation existed
+    )
+
+
+def _allocation(fields: dict[str, Any] | None) -> Allocation:
+    if fields is None:
+        return Allocation()
+    return Allocation(
+        channels=tuple(ChannelQuota(**quota) for quota in fields["channels"]),
+        version=fields["version"],
+        refreshed_ms=fields["refreshed_ms"],
     )
 
 

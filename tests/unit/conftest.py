@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from sync_worker.domain.events import (
+    ChannelPinned,
     InspectionResult,
+    IsolationEnded,
     OrderLineCancelled,
     OrderLinePaid,
     OrderLinePlaced,
@@ -18,11 +20,13 @@ from sync_worker.domain.events import (
     OrderLineReturnInspected,
     OrderLineReturnReceived,
     OrderLineShipped,
+    ReclaimSettled,
     SafetyReserveChanged,
     SkuEvent,
     StockAdjusted,
     StockCounted,
     StockIncomingAnnounced,
+    StockIsolated,
     StockReceived,
     StockTransferredIn,
     StockTransferredOut,
@@ -173,8 +177,45 @@ class EventFactory:
     ) -> SafetyReserveChanged:
         return SafetyReserveChanged(**self._stock(**stock), units=units, percent=percent)
 
+    # --- allocation -------------------------------------------------------------------
+
+    def _allocation(
+        self,
+        *,
+        sku: str = "lipstick",
+        channel: str = "tiktok-room-1",
+        actor: str = "live-ops",
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        return {**self._common(event_id, sku), "channel": channel, "actor": actor}
+
+    def pinned(
+        self, *, duration_ms: int = 60_000, units_per_s: int = 50, **where: Any
+    ) -> ChannelPinned:
+        return ChannelPinned(
+            **self._allocation(**where),
+            duration_ms=duration_ms,
+            expected_units_per_s=units_per_s,
+        )
+
+    def isolated(self, units: int, **where: Any) -> StockIsolated:
+        return StockIsolated(**self._allocation(**where), units=units)
+
+    def isolation_ended(self, **where: Any) -> IsolationEnded:
+        return IsolationEnded(**self._allocation(**where))
+
+    def settled(
+        self, *, version: int, requested: int, applied: int, **where: Any
+    ) -> ReclaimSettled:
+        return ReclaimSettled(
+            **self._allocation(**{"actor": "publisher", **where}),
+            version=version,
+            requested=requested,
+            applied=applied,
+        )
+
     def every_input_type(self) -> list[SkuEvent]:
-        """One event of each of the 15 input types, all fields non-default where possible."""
+        """One event of each of the 19 input types, all fields non-default where possible."""
         return [
             self.placed(quantity=3, region="CN-31", order_line_count=2),
             self.paid(),
@@ -191,6 +232,10 @@ class EventFactory:
             self.transferred_in(5, transfer_id="t-9", source="main", warehouse="east"),
             self.incoming_announced(40, batch_id="b-7", eta_ms=1_700_003_600_000),
             self.safety_reserve_changed(units=3, percent=10),
+            self.pinned(duration_ms=30_000, units_per_s=200),
+            self.isolated(100, channel="douyin-room-1"),
+            self.isolation_ended(channel="douyin-room-1"),
+            self.settled(version=4, requested=6, applied=5),
         ]
 
 

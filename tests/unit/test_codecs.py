@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 
 from sync_worker.domain import events as domain_events
 from sync_worker.domain import orders
+from sync_worker.domain.allocation import AllocationPolicy, ChannelRule
+from sync_worker.domain.decide import Decided, Policies, decide
 from sync_worker.domain.events import (
+    ALLOCATION_EVENTS,
     MAX_QUANTITY,
     MAX_STOCK,
     ORDER_LINE_EVENTS,
@@ -31,7 +34,7 @@ from sync_worker.domain.events import (
     SkuEvent,
     type_name,
 )
-from sync_worker.domain.ledger import Step, apply
+from sync_worker.domain.ledger import apply
 from sync_worker.domain.position import SkuPosition
 from sync_worker.domain.records import Record
 from sync_worker.streaming import codecs, schemas, state
@@ -40,7 +43,7 @@ from sync_worker.streaming.dead_letters import DeadLetter
 if TYPE_CHECKING:
     from tests.unit.conftest import EventFactory
 
-INPUT_TYPES = [type_name(cls) for cls in (*ORDER_LINE_EVENTS, *STOCK_EVENTS)]
+INPUT_TYPES = [type_name(cls) for cls in (*ORDER_LINE_EVENTS, *STOCK_EVENTS, *ALLOCATION_EVENTS)]
 OUTPUT_CLASSES = {schemas.schema_name(cls): cls for cls in schemas.OUTPUTS}
 INPUT_CLASSES = {schemas.schema_name(cls): cls for cls in schemas.INPUTS}
 ALL_CLASSES = {**INPUT_CLASSES, **OUTPUT_CLASSES}
@@ -68,8 +71,8 @@ def defaults_of(cls: type[Any]) -> set[str]:
 # --- the published schemas ------------------------------------------------------------
 
 
-def test_there_are_fifteen_input_types_and_five_outputs() -> None:
-    assert len(INPUT_TYPES) == len(set(INPUT_TYPES)) == 15
+def test_there_are_nineteen_input_types_and_six_outputs() -> None:
+    assert len(INPUT_TYPES) == len(set(INPUT_TYPES)) == 19
     assert set(codecs.SKU_EVENT_TYPES) == set(INPUT_TYPES)
     assert sorted(OUTPUT_CLASSES) == [
         "dead_letter.v1",
@@ -77,6 +80,7 @@ def test_there_are_fifteen_input_types_and_five_outputs() -> None:
         "order_line.decided.v1",
         "stock.audit.v1",
         "stock.level_changed.v1",
+        "stock.quota_changed.v1",
     ]
 
 
@@ -85,7 +89,7 @@ def test_the_committed_schema_files_are_exactly_what_the_dataclasses_generate() 
     committed = {path.name: path.read_bytes() for path in schemas.SCHEMA_DIR.glob("*.json")}
 
     assert committed == schemas.generate()
-    assert len(committed) == len(ALL_CLASSES) == 20
+    assert len(committed) == len(ALL_CLASSES) == 25
 
 
 @pytest.mark.parametrize("name", sorted(ALL_CLASSES))
@@ -337,8 +341,9 @@ def test_any_event_the_schemas_allow_round_trips(
 # --- every output validates against what we publish -------------------------------------
 
 
-def outputs_of(step: Step) -> Iterator[tuple[str, bytes]]:
-    for value in (step.decision, step.level, step.audit, step.cancellation):
+def outputs_of(decided: Decided) -> Iterator[tuple[str, bytes]]:
+    step = decided.step
+    for value in (step.decision, step.level, step.audit, step.cancellation, *decided.quota_changes):
         if value is not None:
             yield schemas.schema_name(type(value)), codecs.encode(value)
 
@@ -368,13 +373,14 @@ def test_every_output_of_a_busy_session_validates(events: EventFactory) -> None:
     position = SkuPosition("lipstick")
     records: dict[bytes, Record] = {}
     written: list[tuple[str, bytes]] = []
-    for event in a_busy_session(events):
+    policies = Policies(allocation=AllocationPolicy(channels=(ChannelRule("tiktok-room-1"),)))
+    for seq, event in enumerate(a_busy_session(events)):
         key = state.record_key(event)
-        step = apply(position, records.get(key), event)
-        position = step.position
-        if step.record is not None:
-            records[key] = step.record
-        written += outputs_of(step)
+        decided = decide(seq, position, records.get(key), event, policies)
+        position = decided.step.position
+        if decided.step.record is not None:
+            records[key] = decided.step.record
+        written += outputs_of(decided)
 
     for name, body in written:
         validate(name, body)
@@ -498,6 +504,8 @@ def test_a_stock_level_round_trips(events: EventFactory) -> None:
 
 
 def test_the_domain_events_module_lists_every_input_class_once() -> None:
-    assert set(schemas.INPUTS) == set(domain_events.ORDER_LINE_EVENTS) | set(
-        domain_events.STOCK_EVENTS
+    assert set(schemas.INPUTS) == (
+        set(domain_events.ORDER_LINE_EVENTS)
+        | set(domain_events.STOCK_EVENTS)
+        | set(domain_events.ALLOCATION_EVENTS)
     )

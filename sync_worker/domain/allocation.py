@@ -1,0 +1,407 @@
+"""Global allocation: one SKU's sellable units split into per-channel quotas.
+
+Every platform keeps its own counter and sells from it without asking us; we hear of
+a sale only later. A quota we grant is therefore out of our hands until the channel
+sells it or gives it back, and the allocator keeps, per channel, ``out``: the units
+the channel may still sell or has sold unheard. Units nobody holds form the pool::
+
+    free = sellable - sum(out)
+
+Invariants (checked by the property tests):
+
+- a grant never exceeds ``free``, so platforms can never together sell more than
+  exists, whatever the delays;
+- a reduction is a *reclaim*: the units stay counted in ``out`` until the publisher
+  reports (``Settled``) how many the platform really took off display, so a unit the
+  platform sold meanwhile is never granted to another channel;
+- when the stock itself shrinks below ``sum(out)`` (a count, damage), quotas are
+  reclaimed at once, from the slowest channels first.
+
+Pure and deterministic: time is the event time, so replaying the log reproduces every
+quota and every change exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class PolicyKind(StrEnum):
+    STATIC = "static"
+    """ERP-style: a fixed split of sellable, set again only every ``refresh_ms``."""
+    FIXED_RATIO = "fixed_ratio"
+    """Ratio of sellable per channel, plus / floor / ceiling, recomputed on every change;
+    below its floor a channel is delisted (0), above it relisted."""
+    SHARED_POOL = "shared_pool"
+    """Small leases topped up from the pool to whichever channel sells; when the pool
+    runs dry the other channels' leases shrink to one unit."""
+    ADAPTIVE = "adaptive"
+    """Each channel's quota covers its measured sales rate times its round-trip latency;
+    idle quota is clawed back from slow channels when the pool runs dry."""
+    SESSION_AWARE = "session_aware"
+    """Adaptive, and a pinned room ("上链接") is sized for its expected burst at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRule:
+    """One channel's allocation settings. ``ratio`` None means an equal share of what
+    the explicit ratios leave; ``latency_ms`` is hearing of a sale plus a push landing."""
+
+    channel: str
+    ratio: float | None = None
+    plus: int = 0
+    floor: int = 0
+    ceiling: int | None = None
+    latency_ms: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationPolicy:
+    kind: PolicyKind = PolicyKind.ADAPTIVE
+    channels: tuple[ChannelRule, ...] = ()
+    refresh_ms: int = 180_000
+    """STATIC: how often the split is set again (ERPs refresh every few minutes)."""
+    lease_units: int = 10
+    """SHARED_POOL: units per top-up."""
+    min_buffer: int = 1
+    """ADAPTIVE: every listed channel shows at least this while the pool has units."""
+    cover: float = 3.0
+    """ADAPTIVE: quota = rate x latency x cover; topped up when below two thirds of it."""
+    rate_half_life_ms: int = 1_000
+    """How fast the measured sales rate forgets the past."""
+    dry_claw_ratio: float = 10.0
+    """ADAPTIVE: when the pool is dry, a channel selling this many times slower than a
+    hungry one gives its quota back."""
+
+    def rule(self, channel: str) -> ChannelRule:
+        for rule in self.channels:
+            if rule.channel == channel:
+                return rule
+        return ChannelRule(channel)
+
+    def ratios(self) -> dict[str, float]:
+        """Each channel's share; unset ratios split what the set ones leave equally."""
+        fixed = sum(rule.ratio for rule in self.channels if rule.ratio is not None)
+        unset = [rule for rule in self.channels if rule.ratio is None]
+        share = max(0.0, 1.0 - fixed) / len(unset) if unset else 0.0
+        return {
+            rule.channel: rule.ratio if rule.ratio is not None else share for rule in self.channels
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelQuota:
+    """What one channel holds of the SKU. ``quota`` is what it should show once every
+    write in flight has landed."""
+
+    channel: str
+    out: int = 0
+    """Units the channel may sell or has sold unheard (reclaims in flight included)."""
+    reclaiming: int = 0
+    """Units asked back whose settlement has not arrived yet."""
+    rate_per_s: float = 0.0
+    """Exponentially decayed sales rate, as of ``rate_at_ms``."""
+    rate_at_ms: int = 0
+    isolated: bool = False
+    pinned_until_ms: int = 0
+    pinned_rate_per_s: float = 0.0
+
+    @property
+    def quota(self) -> int:
+        return max(0, self.out - self.reclaiming)
+
+    def rate(self, now_ms: int, half_life_ms: int) -> float:
+        elapsed = max(0, now_ms - self.rate_at_ms)
+        return float(self.rate_per_s * 0.5 ** (elapsed / half_life_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """A SKU's quotas; ``version`` counts the changes ever emitted."""
+
+    channels: tuple[ChannelQuota, ...] = ()
+    version: int = 0
+    refreshed_ms: int = -1
+    """STATIC: when the split was last set (-1: never)."""
+
+    def channel(self, name: str) -> ChannelQuota | None:
+        for quota in self.channels:
+            if quota.channel == name:
+                return quota
+        return None
+
+    @property
+    def out(self) -> int:
+        return sum(quota.out for quota in self.channels)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaChange:
+    """Apply ``delta`` to the channel's count; ``quota`` is the count once it lands."""
+
+    channel: str
+    quota: int
+    delta: int
+    version: int
+
+
+# --- what happened ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sold:
+    """The channel sold ``units`` (an accepted order line): its platform took them off."""
+
+    channel: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A cancelled line gave ``units`` back to the channel's display."""
+
+    channel: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A reclaim of ``requested`` units landed; the platform removed ``applied`` of them."""
+
+    channel: str
+    requested: int
+    applied: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    channel: str
+    until_ms: int
+    units_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Isolated:
+    channel: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class IsolationEnded:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class StockMoved:
+    """Sellable changed for a reason no channel caused (receipt, count, shipment...)."""
+
+
+Cause = Sold | Released | Settled | Pinned | Isolated | IsolationEnded | StockMoved
+
+
+def reallocate(
+    allocation: Allocation,
+    sellable: int,
+    cause: Cause,
+    policy: AllocationPolicy,
+    now_ms: int,
+) -> tuple[Allocation, tuple[QuotaChange, ...]]:
+    """Account for ``cause``, then move quota where the policy wants it.
+
+    ``sellable`` is the ledger's, after the event. Returns the new allocation and the
+    changes to push, in version order.
+    """
+    plan = _Plan(allocation, policy, now_ms)
+    plan.account(cause)
+    plan.fit(sellable)
+    # Events naming a channel nobody configured move nothing (the pool covers its sales).
+    if isinstance(cause, Isolated) and cause.channel in plan.quotas:
+        plan.carve(cause.channel, cause.units, sellable)
+    elif isinstance(cause, IsolationEnded) and cause.channel in plan.quotas:
+        plan.reclaim(cause.channel, plan.quotas[cause.channel].quota)
+    plan.rebalance(sellable)
+    return plan.result()
+
+
+# --- the working state of one reallocation ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    want: int
+    refill_below: int
+    """Top up only when the quota is below this: fewer, larger pushes."""
+
+
+class _Plan:
+    def __init__(self, allocation: Allocation, policy: AllocationPolicy, now_ms: int) -> None:
+        self.quotas = {quota.channel: quota for quota in allocation.channels}
+        for rule in policy.channels:
+            self.quotas.setdefault(rule.channel, ChannelQuota(rule.channel, rate_at_ms=now_ms))
+        self.policy = policy
+        self.now_ms = now_ms
+        self.version = allocation.version
+        self.refreshed_ms = allocation.refreshed_ms
+        self.changes: list[QuotaChange] = []
+
+    def result(self) -> tuple[Allocation, tuple[QuotaChange, ...]]:
+        channels = tuple(self.quotas[name] for name in sorted(self.quotas))
+        return Allocation(channels, self.version, self.refreshed_ms), tuple(self.changes)
+
+    # accounting
+
+    def account(self, cause: Cause) -> None:
+        match cause:
+            case Sold(channel, units) if channel in self.quotas:
+                quota = self.quotas[channel]
+                rate = quota.rate(self.now_ms, self.policy.rate_half_life_ms)
+                rate += units * math.log(2) * 1000 / self.policy.rate_half_life_ms
+                self.quotas[channel] = replace(
+                    quota,
+                    out=max(0, quota.out - units),
+                    rate_per_s=rate,
+                    rate_at_ms=max(quota.rate_at_ms, self.now_ms),
+                )
+            case Released(channel, units) if channel in self.quotas:
+                quota = self.quotas[channel]
+                self.quotas[channel] = replace(quota, out=quota.out + units)
+            case Settled(channel, requested, applied) if channel in self.quotas:
+                quota = self.quotas[channel]
+                self.quotas[channel] = replace(
+                    quota,
+                    out=max(0, quota.out - applied),
+                    reclaiming=max(0, quota.reclaiming - requested),
+                )
+            case Pinned(channel, until_ms, units_per_s) if channel in self.quotas:
+                self.quotas[channel] = replace(
+                    self.quotas[channel], pinned_until_ms=until_ms, pinned_rate_per_s=units_per_s
+                )
+            case Isolated(channel) if channel in self.quotas:
+                self.quotas[channel] = replace(self.quotas[channel], isolated=True)
+            case IsolationEnded(channel) if channel in self.quotas:
+                self.quotas[channel] = replace(
+                    self.quotas[channel], isolated=False, rate_per_s=0.0, rate_at_ms=self.now_ms
+                )
+
+    # moving quota
+
+    def free(self, sellable: int) -> int:
+        return sellable - sum(quota.out for quota in self.quotas.values())
+
+    def grant(self, channel: str, units: int) -> None:
+        quota = self.quotas[channel]
+        self.quotas[channel] = replace(quota, out=quota.out + units)
+        self._emit(channel, units)
+
+    def reclaim(self, channel: str, units: int) -> None:
+        if units <= 0:
+            return
+        quota = self.quotas[channel]
+        self.quotas[channel] = replace(quota, reclaiming=quota.reclaiming + units)
+        self._emit(channel, -units)
+
+    def _emit(self, channel: str, delta: int) -> None:
+        self.version += 1
+        quota = self.quotas[channel].quota
+        self.changes.append(QuotaChange(channel, quota, delta, self.version))
+
+    def rate(self, channel: str) -> float:
+        """The rate to plan with: measured, or a pin's expectation if that is higher."""
+        quota = self.quotas[channel]
+        measured = quota.rate(self.now_ms, self.policy.rate_half_life_ms)
+        pinned = (
+            self.policy.kind is PolicyKind.SESSION_AWARE and quota.pinned_until_ms > self.now_ms
+        )
+        return max(measured, quota.pinned_rate_per_s) if pinned else measured
+
+    def fit(self, sellable: int) -> None:
+        """The stock shrank below what the channels hold: reclaim the excess at once,
+        slowest channels first, isolated ones last."""
+        excess = -self.free(sellable) - sum(q.reclaiming for q in self.quotas.values())
+        order = sorted(self.quotas, key=lambda c: (self.quotas[c].isolated, self.rate(c), c))
+        for channel in order:
+            if excess <= 0:
+                return
+            units = min(excess, self.quotas[channel].quota)
+            self.reclaim(channel, units)
+            excess -= units
+
+    def carve(self, channel: str, units: int, sellable: int) -> None:
+        """Flash-sale isolation: the channel holds exactly ``units``, as far as the pool
+        allows."""
+        held = self.quotas[channel].quota
+        if held > units:
+            self.reclaim(channel, held - units)
+        elif held < units:
+            give = min(units - held, self.free(sellable))
+            if give > 0:
+                self.grant(channel, give)
+
+    def rebalance(self, sellable: int) -> None:
+        targets = self._targets(sellable)
+        if not targets:
+            return
+        hungry = [c for c, t in targets.items() if self.quotas[c].quota < t.refill_below]
+        needed = sum(targets[c].want - self.quotas[c].quota for c in hungry)
+        dry = self.free(sellable) < needed
+        for channel, target in targets.items():
+            keep = self._keep(channel, target, hungry, dry)
+            self.reclaim(channel, self.quotas[channel].quota - keep)
+        for channel in sorted(hungry, key=lambda c: (-self.rate(c), c)):
+            give = min(targets[channel].want - self.quotas[channel].quota, self.free(sellable))
+            if give > 0:
+                self.grant(channel, give)
+
+    def _keep(self, channel: str, target: _Target, hungry: list[str], dry: bool) -> int:
+        """How much of its quota a channel keeps (the rest is reclaimed)."""
+        held = self.quotas[channel].quota
+        kind = self.policy.kind
+        if kind in (PolicyKind.STATIC, PolicyKind.FIXED_RATIO):
+            return min(held, target.want)
+        if not dry or channel in hungry:
+            return held
+        if kind is PolicyKind.SHARED_POOL:
+            return min(held, 1)
+        # Adaptive: drop what a finished burst left behind, and give everything back
+        # when a hungry channel sells far faster.
+        fastest = max(self.rate(c) for c in hungry) if hungry else 0.0
+        if self.rate(channel) * self.policy.dry_claw_ratio < fastest:
+            return 0
+        return min(held, target.want)
+
+    def _targets(self, sellable: int) -> dict[str, _Target]:
+        rules = [r for r in self.policy.channels if not self.quotas[r.channel].isolated]
+        kind = self.policy.kind
+        if kind is PolicyKind.STATIC:
+            due = self.refreshed_ms < 0 or self.now_ms - self.refreshed_ms >= self.policy.refresh_ms
+            if not due:
+                return {}
+            self.refreshed_ms = self.now_ms
+            return self._ratio_targets(rules, sellable, exact=True)
+        if kind is PolicyKind.FIXED_RATIO:
+            return self._ratio_targets(rules, sellable, exact=False)
+        if kind is PolicyKind.SHARED_POOL:
+            lease = self.policy.lease_units
+            return {r.channel: _Target(lease, max(1, (lease + 1) // 2)) for r in rules}
+        return {r.channel: self._adaptive_target(r) for r in rules}
+
+    def _ratio_targets(
+        self, rules: list[ChannelRule], sellable: int, *, exact: bool
+    ) -> dict[str, _Target]:
+        ratios = self.policy.ratios()
+        targets = {}
+        for rule in rules:
+            want = max(0, math.floor(ratios[rule.channel] * sellable) + rule.plus)
+            if rule.ceiling is not None:
+                want = min(want, rule.ceiling)
+            if not exact and want < rule.floor:
+                want = 0  # delisted below the floor, relisted above it
+            targets[rule.channel] = _Target(want, want if not exact else want + 1)
+        return targets
+
+    def _adaptive_target(self, rule: ChannelRule) -> _Target:
+        cover = self.rate(rule.channel) * rule.latency_ms / 1000 * self.policy.cover
+        want = max(self.policy.min_buffer, math.ceil(cover))
+        return _Target(want, max(1, math.ceil(want * 2 / 3)))
