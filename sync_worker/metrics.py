@@ -23,6 +23,8 @@ class Metrics:
     oversold_units: Counter
     pushes: Counter
     push_latency: Histogram
+    quota_changes: Counter
+    reclaims: Counter
     worker_up: Gauge
 
     @classmethod
@@ -61,7 +63,9 @@ class Metrics:
             ),
             pushes=Counter(
                 "stockcast_pushes_total",
-                "Stock pushes to platforms, by connector and result.",
+                "Stock writes to platforms, by connector and result "
+                "(ok, deferred: every attempt failed and it will be retried, "
+                "rejected: refused for good, error: the connector broke its contract).",
                 ["connector", "result"],
                 registry=registry,
             ),
@@ -70,6 +74,20 @@ class Metrics:
                 "From the stock change's event time to the platform's acknowledgement.",
                 ["connector"],
                 buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            quota_changes=Counter(
+                "stockcast_quota_changes_total",
+                "Quota changes offered to the publisher, by connector and result "
+                "(queued, duplicate: a version already handled, dropped).",
+                ["connector", "result"],
+                registry=registry,
+            ),
+            reclaims=Counter(
+                "stockcast_reclaims_total",
+                "Quota reductions settled, by connector and result (full, partial: buyers "
+                "took units first, none, unreported: the settlement could not be sent).",
+                ["connector", "result"],
                 registry=registry,
             ),
             worker_up=Gauge(

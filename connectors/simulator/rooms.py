@@ -2,9 +2,11 @@
 
 A real platform keeps its own stock counter per listing: it decrements it when a buyer
 orders, refuses the buyer when the counter is short ("sold out"), gives units back on a
-cancellation, and overwrites it when the merchant pushes a new count. stockcast's job is
-to keep these counters honest across rooms, so the simulator must behave the same way,
-including the oversell that happens when two rooms both show the last unit.
+cancellation, and changes it when the merchant writes: by a delta (clamped at 0, once per
+idempotency key), by compare-and-set, or outright. stockcast's job is to keep these
+counters honest across rooms, so the simulator must behave the same way, including the
+oversell when two rooms both show the last unit and the resurrected units when an
+outright write races with sales.
 
 A ``LiveRoom`` is shared by the HTTP server (pushes in) and the buyer generator (orders
 out) on one event loop. No method awaits, so every check-and-change is atomic.
@@ -12,9 +14,14 @@ out) on one event loop. No method awaits, so every check-and-change is atomic.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TypedDict
+from enum import StrEnum
+from typing import Final, TypedDict
+
+IDEMPOTENCY_KEYS_KEPT: Final = 10_000
+"""Adjustment keys a room remembers; a retry comes within seconds, not 10k writes later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +33,19 @@ class RoomCounters:
     orders_cancelled: int = 0
     pushes_applied: int = 0
     pushes_stale: int = 0
+    pushes_conflicted: int = 0
+    adjustments_applied: int = 0
+    adjustments_repeated: int = 0
+
+
+class CasOutcome(StrEnum):
+    """The answer to a compare-and-set write."""
+
+    APPLIED = "applied"
+    STALE = "stale"
+    """Its version was already applied: a retry of a write that landed, so change nothing."""
+    CONFLICT = "conflict"
+    """The display no longer shows the expected count: re-read and try again."""
 
 
 class SkuSnapshot(TypedDict):
@@ -49,8 +69,10 @@ class _Listing:
 class LiveRoom:
     """One live room on one platform, e.g. channel ``"tiktok-room-1"`` on ``"tiktok"``.
 
-    Invariants: a displayed count is never negative; the applied version of a SKU only
-    grows, so a stale push can never undo a newer one.
+    A listing shows 0 until written, unless ``displayed`` says otherwise: stockcast grants
+    each room its quota. Invariants: a displayed count is never negative; the applied
+    version of a SKU only grows, so a stale push can never undo a newer one; one
+    idempotency key (of the last ``IDEMPOTENCY_KEYS_KEPT``) changes a display at most once.
     """
 
     def __init__(
@@ -59,6 +81,7 @@ class LiveRoom:
         self._channel = channel
         self._platform = platform
         self._listings: dict[str, _Listing] = {}
+        self._adjustments: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         for sku, quantity in (displayed or {}).items():
             _check_quantity(quantity, "displayed count")
             self._listings[sku] = _Listing(quantity)
@@ -67,6 +90,9 @@ class LiveRoom:
         self._cancelled = 0
         self._applied = 0
         self._stale = 0
+        self._conflicted = 0
+        self._adjusted = 0
+        self._repeated = 0
 
     @property
     def channel(self) -> str:
@@ -84,6 +110,9 @@ class LiveRoom:
             orders_cancelled=self._cancelled,
             pushes_applied=self._applied,
             pushes_stale=self._stale,
+            pushes_conflicted=self._conflicted,
+            adjustments_applied=self._adjusted,
+            adjustments_repeated=self._repeated,
         )
 
     def displayed(self, sku: str) -> int:
@@ -136,6 +165,45 @@ class LiveRoom:
             listing.version = version
         self._applied += 1
         return True
+
+    def compare_and_set(self, sku: str, expected: int, quantity: int, version: int) -> CasOutcome:
+        """Set the display to ``quantity`` only if it still shows ``expected``.
+
+        The version is checked first, like ``apply_push``: a retry of a write that
+        already landed must not meet a "changed" count and be applied a second time.
+        """
+        _check_quantity(quantity, "pushed quantity")
+        listing = self._listings.setdefault(sku, _Listing(0))
+        if listing.version is not None and version <= listing.version:
+            self._stale += 1
+            return CasOutcome.STALE
+        if listing.displayed != expected:
+            self._conflicted += 1
+            return CasOutcome.CONFLICT
+        listing.displayed = quantity
+        listing.version = version
+        self._applied += 1
+        return CasOutcome.APPLIED
+
+    def apply_delta(self, sku: str, delta: int, idempotency_key: str) -> tuple[int, int]:
+        """Change the display by ``delta``, clamped at 0; returns (applied, displayed).
+
+        ``applied`` differs from ``delta`` only when buyers took units meanwhile and the
+        display hit 0. A key seen before changes nothing and gets its first answer again.
+        """
+        remembered = self._adjustments.get((sku, idempotency_key))
+        if remembered is not None:
+            self._repeated += 1
+            return remembered
+        listing = self._listings.setdefault(sku, _Listing(0))
+        applied = max(delta, -listing.displayed)
+        listing.displayed += applied
+        answer = (applied, listing.displayed)
+        self._adjustments[sku, idempotency_key] = answer
+        if len(self._adjustments) > IDEMPOTENCY_KEYS_KEPT:
+            self._adjustments.popitem(last=False)
+        self._adjusted += 1
+        return answer
 
     def snapshot(self) -> RoomSnapshot:
         """A JSON-ready copy of the room for ``GET /rooms`` and for tests."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from sync_worker.domain import allocation, events, ledger, replay
+from sync_worker.domain.allocation import AllocationPolicy
 from sync_worker.domain.position import SkuPosition
 from sync_worker.domain.records import Record
 
@@ -21,10 +22,10 @@ class Policies:
     default allocation policy per SKU."""
 
     ledger: ledger.LedgerPolicy = ledger.DEFAULT_POLICY
-    allocation: allocation.AllocationPolicy = allocation.AllocationPolicy()
-    allocation_by_sku: Mapping[str, allocation.AllocationPolicy] = field(default_factory=dict)
+    allocation: AllocationPolicy = AllocationPolicy()
+    allocation_by_sku: Mapping[str, AllocationPolicy] = field(default_factory=dict)
 
-    def allocation_for(self, sku: str) -> allocation.AllocationPolicy:
+    def allocation_for(self, sku: str) -> AllocationPolicy:
         return self.allocation_by_sku.get(sku, self.allocation)
 
 
