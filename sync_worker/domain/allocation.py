@@ -215,12 +215,9 @@ def reallocate(
     """
     plan = _Plan(allocation, policy, now_ms)
     plan.account(cause)
-    plan.fit(sellable)
     # Events naming a channel nobody configured move nothing (the pool covers its sales).
     if isinstance(cause, Isolated) and cause.channel in plan.quotas:
         plan.carve(cause.channel, cause.units, sellable)
-    elif isinstance(cause, IsolationEnded) and cause.channel in plan.quotas:
-        plan.reclaim(cause.channel, plan.quotas[cause.channel].quota)
     plan.rebalance(sellable)
     return plan.result()
 
@@ -245,6 +242,9 @@ class _Plan:
         self.version = allocation.version
         self.refreshed_ms = allocation.refreshed_ms
         self.changes: list[QuotaChange] = []
+        self.ended: str | None = None
+        """A channel whose isolation just ended: its unsold units beyond the policy's
+        want return to the pool."""
 
     def result(self) -> tuple[Allocation, tuple[QuotaChange, ...]]:
         channels = tuple(self.quotas[name] for name in sorted(self.quotas))
@@ -281,6 +281,7 @@ class _Plan:
             case Isolated(channel) if channel in self.quotas:
                 self.quotas[channel] = replace(self.quotas[channel], isolated=True)
             case IsolationEnded(channel) if channel in self.quotas:
+                self.ended = channel
                 self.quotas[channel] = replace(
                     self.quotas[channel], isolated=False, rate_per_s=0.0, rate_at_ms=self.now_ms
                 )
@@ -340,15 +341,16 @@ class _Plan:
                 self.grant(channel, give)
 
     def rebalance(self, sellable: int) -> None:
+        """The policy's reclaims, then whatever the shrunken stock still demands, then the
+        grants from what is free."""
         targets = self._targets(sellable)
-        if not targets:
-            return
         hungry = [c for c, t in targets.items() if self.quotas[c].quota < t.refill_below]
         needed = sum(targets[c].want - self.quotas[c].quota for c in hungry)
         dry = self.free(sellable) < needed
         for channel, target in targets.items():
             keep = self._keep(channel, target, hungry, dry)
             self.reclaim(channel, self.quotas[channel].quota - keep)
+        self.fit(sellable)
         for channel in sorted(hungry, key=lambda c: (-self.rate(c), c)):
             give = min(targets[channel].want - self.quotas[channel].quota, self.free(sellable))
             if give > 0:
@@ -358,7 +360,7 @@ class _Plan:
         """How much of its quota a channel keeps (the rest is reclaimed)."""
         held = self.quotas[channel].quota
         kind = self.policy.kind
-        if kind in (PolicyKind.STATIC, PolicyKind.FIXED_RATIO):
+        if kind in (PolicyKind.STATIC, PolicyKind.FIXED_RATIO) or channel == self.ended:
             return min(held, target.want)
         if not dry or channel in hungry:
             return held
@@ -384,7 +386,7 @@ class _Plan:
             return self._ratio_targets(rules, sellable, exact=False)
         if kind is PolicyKind.SHARED_POOL:
             lease = self.policy.lease_units
-            return {r.channel: _Target(lease, max(1, (lease + 1) // 2)) for r in rules}
+            return {r.channel: _Target(lease, lease // 2 + 1) for r in rules}
         return {r.channel: self._adaptive_target(r) for r in rules}
 
     def _ratio_targets(
