@@ -111,7 +111,8 @@ def test_a_settlement_after_the_sales_it_raced_with_ends_the_same() -> None:
 
     for after in (first, second):
         b = after.channel("b")
-        assert b is not None and (b.out, b.reclaiming) == (0, 0)
+        assert b is not None
+        assert (b.out, b.reclaiming) == (0, 0)
 
 
 def test_when_the_stock_shrinks_the_slowest_channels_give_back_first() -> None:
@@ -156,7 +157,9 @@ def test_a_sale_takes_units_off_the_channel_and_raises_its_rate() -> None:
     after, _ = reallocate(allocation, 3, Sold("hot", 2), rules, 10)
 
     hot = after.channel("hot")
-    assert hot is not None and hot.out == 3 and hot.rate_per_s > 0
+    assert hot is not None
+    assert hot.out == 3
+    assert hot.rate_per_s > 0
 
 
 def test_a_sale_beyond_the_quota_leaves_the_channel_at_zero_not_below() -> None:
@@ -165,7 +168,8 @@ def test_a_sale_beyond_the_quota_leaves_the_channel_at_zero_not_below() -> None:
 
     after, _ = reallocate(allocation, 0, Sold("hot", 3), rules, 10)
 
-    assert after.channel("hot") is not None and after.channel("hot").out == 0  # type: ignore[union-attr]
+    assert after.channel("hot") is not None
+    assert after.channel("hot").out == 0
 
 
 def test_a_cancellation_gives_the_units_back_to_the_channel_that_sold_them() -> None:
@@ -174,7 +178,8 @@ def test_a_cancellation_gives_the_units_back_to_the_channel_that_sold_them() -> 
 
     after, changes = reallocate(allocation, 3, Released("hot", 2), rules, 10)
 
-    assert quotas(after) == {"hot": 3} and changes == ()
+    assert quotas(after) == {"hot": 3}
+    assert changes == ()
 
 
 def test_a_channel_nobody_configured_moves_nothing() -> None:
@@ -193,7 +198,8 @@ def test_a_channel_nobody_configured_moves_nothing() -> None:
 def test_static_sets_the_split_once_and_again_only_after_refresh() -> None:
     rules = policy(PolicyKind.STATIC, refresh_ms=60_000)
     allocation, changes = reallocate(Allocation(), 90, StockMoved(), rules, 0)
-    assert quotas(allocation) == {"hot": 30, "slow-1": 30, "slow-2": 30} and len(changes) == 3
+    assert quotas(allocation) == {"hot": 30, "slow-1": 30, "slow-2": 30}
+    assert len(changes) == 3
 
     allocation, changes = reallocate(allocation, 60, Sold("hot", 30), rules, 59_999)
     assert changes == ()  # the hot room shows 0 while 60 units sit elsewhere
@@ -347,7 +353,9 @@ def test_ending_an_isolation_reclaims_its_unsold_units() -> None:
 
     assert [(c.channel, c.delta) for c in changes] == [("flash", -29)]  # back to 1 unit
     flash = allocation.channel("flash")
-    assert flash is not None and not flash.isolated and flash.reclaiming == 29
+    assert flash is not None
+    assert not flash.isolated
+    assert flash.reclaiming == 29
 
 
 def test_an_isolation_larger_than_the_pool_takes_what_is_free() -> None:

@@ -71,7 +71,8 @@ def test_an_accepted_sale_takes_units_off_the_channel_a_duplicate_does_not(
     assert books.quota() == 3
     decided = books.feed(events.placed(quantity=1))  # the same line again
 
-    assert books.quota() == 3 and decided.quota_changes == ()
+    assert books.quota() == 3
+    assert decided.quota_changes == ()
 
 
 def test_a_rejected_sale_moves_no_quota(events: EventFactory) -> None:
@@ -80,8 +81,10 @@ def test_a_rejected_sale_moves_no_quota(events: EventFactory) -> None:
 
     decided = books.feed(events.placed(quantity=9))
 
-    assert decided.step.decision is not None and decided.step.decision.outcome == "rejected"
-    assert decided.quota_changes == () and books.quota() == 3
+    assert decided.step.decision is not None
+    assert decided.step.decision.outcome == "rejected"
+    assert decided.quota_changes == ()
+    assert books.quota() == 3
 
 
 def test_a_cancellation_gives_the_units_back_to_the_channel(events: EventFactory) -> None:
@@ -104,7 +107,8 @@ def test_a_redelivered_event_moves_nothing_again(events: EventFactory) -> None:
 
     again = books.feed(placed, seq=books.seq)  # read again after a crash
 
-    assert again.replayed and again.quota_changes == ()
+    assert again.replayed
+    assert again.quota_changes == ()
     assert books.position.allocation.version == version
 
 
@@ -116,7 +120,8 @@ def test_an_allocation_event_applies_once_per_event_id(events: EventFactory) -> 
     first = books.feed(pin)
     second = books.feed(pin)  # a new delivery of the same event id
 
-    assert deltas(first) == [46] and second.quota_changes == ()
+    assert deltas(first) == [46]
+    assert second.quota_changes == ()
     assert books.quota() == 50
 
 
@@ -133,5 +138,6 @@ def test_a_settlement_frees_the_units_the_platform_really_gave_back(
     decided = books.feed(events.settled(version=reclaim.version, requested=46, applied=43))
 
     channel = books.position.allocation.channel(ROOM)
-    assert channel is not None and (channel.out, channel.reclaiming) == (7, 0)
+    assert channel is not None
+    assert (channel.out, channel.reclaiming) == (7, 0)
     assert decided.quota_changes == ()  # 3 of them were sold meanwhile, we will hear of it
