@@ -78,19 +78,48 @@ class LedgerSettings(_Frozen):
     all-or-nothing."""
 
 
+AllocationPolicyName = Literal["static", "fixed_ratio", "shared_pool", "adaptive", "session_aware"]
+
+
+class AllocationSettings(_Frozen):
+    """How each SKU's sellable stock is split into channel quotas (docs/allocation.md)."""
+
+    policy: AllocationPolicyName = "adaptive"
+    sku_policies: _ReadOnly[AllocationPolicyName] = Field(default_factory=dict)
+    """Per-SKU policy, e.g. ``{ "flash-lipstick" = "shared_pool" }``."""
+    refresh_s: Annotated[float, Field(gt=0)] = 180.0
+    """static: how often the fixed split is set again."""
+    lease_units: Annotated[int, Field(ge=1)] = 10
+    """shared_pool: units per top-up."""
+    min_buffer: Annotated[int, Field(ge=0)] = 1
+    """adaptive: units every listed channel shows while the pool has any."""
+    cover: Annotated[float, Field(ge=1)] = 3.0
+    """adaptive: a channel's quota covers rate x latency x cover."""
+    rate_half_life_ms: Annotated[int, Field(ge=10)] = 1000
+    """How fast measured sales rates forget the past."""
+
+
 class ChannelSettings(_Frozen):
-    """A shop or live room that stock counts are pushed to."""
+    """A shop or live room that stock counts are pushed to, and its allocation rule."""
 
     name: Annotated[str, Field(min_length=1)]
     connector: Annotated[str, Field(min_length=1)]
     options: _ReadOnly[str] = Field(default_factory=dict)
     secrets: _ReadOnly[SecretStr] = Field(default_factory=dict)
+    ratio: Annotated[float, Field(ge=0, le=1)] | None = None
+    """static / fixed_ratio: share of sellable (default: an equal share of the rest)."""
+    plus: int = 0
+    floor: Annotated[int, Field(ge=0)] = 0
+    ceiling: Annotated[int, Field(ge=0)] | None = None
+    latency_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
+    """Hearing of a sale plus a push landing, for sizing adaptive quotas."""
 
 
 class Settings(_Frozen):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    allocation: AllocationSettings = Field(default_factory=AllocationSettings)
     channels: tuple[ChannelSettings, ...] = ()
 
     def masked(self) -> dict[str, Any]:

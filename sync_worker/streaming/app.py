@@ -22,7 +22,9 @@ from faust.tables.manager import TableManager
 from connectors import registry
 from connectors.base import Connector
 from sync_worker.config import Settings
-from sync_worker.domain import ledger, orders, replay
+from sync_worker.domain import allocation, ledger, orders
+from sync_worker.domain.decide import Decided, Policies, decide
+from sync_worker.domain.events import ReclaimSettled
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
@@ -73,12 +75,14 @@ class _Outputs:
 
     decisions: Any
     stock_levels: Any
+    quotas: Any
     cancellations: Any
     audit: Any
     order_decisions: Any
     metrics: Metrics
 
-    async def emit(self, key: bytes, step: ledger.Step) -> None:
+    async def emit(self, key: bytes, decided: Decided) -> None:
+        step = decided.step
         if step.decision is not None:
             decision = step.decision
             if decision.order_line_count > 1:  # gathered per order for all-or-nothing
@@ -96,6 +100,8 @@ class _Outputs:
             await self.stock_levels.send(key=key, value=codecs.encode(step.level))
         if step.audit is not None:
             await self.audit.send(key=key, value=codecs.encode(step.audit))
+        for change in decided.quota_changes:
+            await self.quotas.send(key=key, value=codecs.encode(change))
 
 
 def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
@@ -106,6 +112,43 @@ def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
         options.update({key: secret.get_secret_value() for key, secret in channel.secrets.items()})
         built.append((channel.name, registry.load(channel.connector).from_options(options)))
     return built
+
+
+def decision_policies(settings: Settings) -> Policies:
+    """The ledger and allocation policies the settings describe."""
+    config = settings.allocation
+    rules = tuple(
+        allocation.ChannelRule(
+            channel.name,
+            ratio=channel.ratio,
+            plus=channel.plus,
+            floor=channel.floor,
+            ceiling=channel.ceiling,
+            latency_ms=channel.latency_ms,
+        )
+        for channel in settings.channels
+    )
+
+    def policy(kind: str) -> allocation.AllocationPolicy:
+        return allocation.AllocationPolicy(
+            kind=allocation.PolicyKind(kind),
+            channels=rules,
+            refresh_ms=round(config.refresh_s * 1000),
+            lease_units=config.lease_units,
+            min_buffer=config.min_buffer,
+            cover=config.cover,
+            rate_half_life_ms=config.rate_half_life_ms,
+        )
+
+    reserve = SafetyReserve(
+        units=settings.ledger.default_reserve_units,
+        percent=settings.ledger.default_reserve_percent,
+    )
+    return Policies(
+        ledger=ledger.LedgerPolicy(default_reserve=reserve),
+        allocation=policy(config.policy),
+        allocation_by_sku={sku: policy(kind) for sku, kind in config.sku_policies.items()},
+    )
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -167,6 +210,7 @@ def create_app(
     outputs = _Outputs(
         decisions=declared_topic(topics.decisions),
         stock_levels=declared_topic(topics.stock_levels),
+        quotas=declared_topic(topics.quotas),
         cancellations=declared_topic(topics.cancellation_requests),
         audit=declared_topic(topics.audit),
         order_decisions=declared_topic(topics.order_decisions),
@@ -175,12 +219,7 @@ def create_app(
     dead_letters = declared_topic(topics.dead_letters)
     table = app.Table(names.LEDGER_TABLE, key_type=bytes, value_type=bytes)
     decoder = codecs.SkuEventDecoder()
-    policy = ledger.LedgerPolicy(
-        default_reserve=SafetyReserve(
-            units=settings.ledger.default_reserve_units,
-            percent=settings.ledger.default_reserve_percent,
-        )
-    )
+    policies = decision_policies(settings)
 
     async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -204,21 +243,21 @@ def create_app(
             position_key = state.position_key(sku_event.sku)
             record_key = state.record_key(sku_event)
             stored_position, stored_record = table.get(position_key), table.get(record_key)
-            applied = replay.apply_at(
+            decided = decide(
                 message.offset,
                 state.decode_position(stored_position)
                 if stored_position
                 else SkuPosition(sku_event.sku),
                 state.decode_record(stored_record) if stored_record else None,
                 sku_event,
-                policy,
+                policies,
             )
-            step = applied.step
+            step = decided.step
             # Record first, position second: see domain.replay for why the order matters.
             if step.record is not None:
                 table[record_key] = state.encode(step.record)
             table[position_key] = state.encode(step.position)
-            await outputs.emit(sku_event.sku.encode(), step)
+            await outputs.emit(sku_event.sku.encode(), decided)
 
     app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
 
@@ -247,13 +286,19 @@ def create_app(
 
     app.agent(outputs.order_decisions, name=names.ORDERS_AGENT)(orders_agent)
 
-    publisher = Publisher(channels if channels is not None else build_connectors(settings), metrics)
+    async def settled(report: ReclaimSettled) -> None:
+        # Back into the SKU's own stream: the reclaimed units become grantable there.
+        await sku_events.send(key=report.sku.encode(), value=codecs.encode(report))
+
+    publisher = Publisher(
+        channels if channels is not None else build_connectors(settings), metrics, settled
+    )
 
     async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
-            publisher.offer(codecs.decode_level(value))
+            publisher.offer(codecs.decode_quota(value))
 
-    app.agent(outputs.stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
+    app.agent(outputs.quotas, name=names.PUBLISHER_AGENT)(publisher_agent)
 
     def status() -> dict[str, object]:
         # Ready means: partitions assigned and every table recovered from its changelog.

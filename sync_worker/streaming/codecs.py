@@ -24,7 +24,7 @@ from sync_worker.domain.events import (
     Outcome,
     RejectReason,
     SkuEvent,
-    StockLevelChanged,
+    StockQuotaChanged,
     type_name,
 )
 
@@ -126,6 +126,6 @@ def decode_decision(raw: bytes) -> OrderLineDecided:
     )
 
 
-def decode_level(raw: bytes) -> StockLevelChanged:
-    """Our own stock-level output, read back by the publisher."""
-    return StockLevelChanged(**orjson.loads(raw))
+def decode_quota(raw: bytes) -> StockQuotaChanged:
+    """Our own quota output, read back by the publisher."""
+    return StockQuotaChanged(**orjson.loads(raw))

@@ -243,6 +243,7 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         "sku_events": topics.sku_events,
         "decisions": topics.decisions,
         "stock_levels": topics.stock_levels,
+        "quotas": topics.quotas,
         "dead_letters": topics.dead_letters,
         "cancellation_requests": topics.cancellation_requests,
         "audit": topics.audit,
@@ -251,7 +252,7 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
     assert seen["agents"] == {
         names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
-        names.PUBLISHER_AGENT: [topics.stock_levels],
+        names.PUBLISHER_AGENT: [topics.quotas],
     }
     # One ledger table (positions and records share a changelog partition), one of orders.
     assert seen["tables"] == {
@@ -265,7 +266,7 @@ def test_the_persistent_names_never_change() -> None:
     assert (names.SKU_EVENTS, names.DECISIONS) == ("sku-events.v1", "decisions.v1")
     assert (names.STOCK_LEVELS, names.DEAD_LETTERS) == ("stock-levels.v1", "dead-letters.v1")
     assert (names.CANCELLATION_REQUESTS, names.AUDIT) == ("cancellation-requests.v1", "audit.v1")
-    assert names.ORDER_DECISIONS == "order-decisions.v1"
+    assert (names.ORDER_DECISIONS, names.QUOTAS) == ("order-decisions.v1", "quotas.v1")
     assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
     assert (names.LEDGER_AGENT, names.ORDERS_AGENT, names.PUBLISHER_AGENT) == (
         "ledger",
