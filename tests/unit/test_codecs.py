@@ -496,11 +496,12 @@ def test_a_decision_round_trips(events: EventFactory) -> None:
         assert codecs.decode_decision(codecs.encode(step.decision)) == step.decision
 
 
-def test_a_stock_level_round_trips(events: EventFactory) -> None:
-    step = apply(SkuPosition("lipstick"), None, events.received(9))
-    assert step.level is not None
+def test_a_quota_change_round_trips(events: EventFactory) -> None:
+    policies = Policies(allocation=AllocationPolicy(channels=(ChannelRule("tiktok-room-1"),)))
+    decided = decide(0, SkuPosition("lipstick"), None, events.received(9), policies)
+    (change,) = decided.quota_changes
 
-    assert codecs.decode_level(codecs.encode(step.level)) == step.level
+    assert codecs.decode_quota(codecs.encode(change)) == change
 
 
 def test_the_domain_events_module_lists_every_input_class_once() -> None:

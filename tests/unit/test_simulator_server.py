@@ -41,8 +41,22 @@ async def make_client() -> AsyncIterator[MakeClient]:
         await client.close()
 
 
+STOCK = "/rooms/tiktok-room-1/skus/lipstick/stock"
+ADJUSTMENTS = STOCK + "/adjustments"
+
+
 def push_body(quantity: object = 7, version: object = 1, event_time_ms: object = 1) -> bytes:
     return orjson.dumps({"quantity": quantity, "version": version, "event_time_ms": event_time_ms})
+
+
+def cas_body(quantity: int, expected: object, version: int = 1) -> bytes:
+    return orjson.dumps(
+        {"quantity": quantity, "version": version, "event_time_ms": 1, "expected": expected}
+    )
+
+
+def adjustment_body(delta: object = -6, idempotency_key: object = "k-1") -> bytes:
+    return orjson.dumps({"delta": delta, "idempotency_key": idempotency_key})
 
 
 async def test_a_push_sets_the_rooms_display(make_client: MakeClient, rooms: Rooms) -> None:
@@ -51,7 +65,7 @@ async def test_a_push_sets_the_rooms_display(make_client: MakeClient, rooms: Roo
     response = await client.put("/rooms/tiktok-room-1/skus/lipstick/stock", data=push_body(7, 1))
 
     assert response.status == 200
-    assert await response.json() == {"applied": True}
+    assert await response.json() == {"applied": True, "displayed": 7}
     assert rooms["tiktok-room-1"].displayed("lipstick") == 7
     assert rooms["douyin-room-1"].displayed("lipstick") == 10
 
@@ -63,7 +77,7 @@ async def test_a_stale_push_is_answered_not_applied(make_client: MakeClient, roo
     response = await client.put("/rooms/tiktok-room-1/skus/lipstick/stock", data=push_body(3, 4))
 
     assert response.status == 200
-    assert await response.json() == {"applied": False}
+    assert await response.json() == {"applied": False, "displayed": 7}
     assert rooms["tiktok-room-1"].displayed("lipstick") == 7
     assert rooms["tiktok-room-1"].counters.pushes_stale == 1
 
@@ -88,6 +102,8 @@ async def test_an_unknown_channel_is_404(make_client: MakeClient, rooms: Rooms) 
         (push_body(quantity="7"), "quantity must be an integer"),
         (push_body(version=1.5), "version must be an integer"),
         (push_body(event_time_ms=True), "event_time_ms must be an integer"),
+        (cas_body(1, expected=-1), "expected must not be negative"),
+        (cas_body(1, expected="10"), "expected must be an integer"),
     ],
 )
 async def test_a_malformed_push_is_400_with_a_reason(
@@ -127,6 +143,93 @@ async def test_get_rooms_shows_every_room(make_client: MakeClient, rooms: Rooms)
     assert douyin["platform"] == "douyin"
     assert douyin["skus"]["lipstick"] == {"displayed": 6, "version": 2}
     assert douyin["counters"]["pushes_applied"] == 1
+
+
+async def test_get_stock_shows_the_count_and_the_last_version(
+    make_client: MakeClient, rooms: Rooms
+) -> None:
+    client = await make_client(rooms)
+    before = await (await client.get(STOCK)).json()
+    await client.put(STOCK, data=push_body(6, 2))
+
+    after = await client.get(STOCK)
+
+    assert before == {"displayed": 10, "version": None}
+    assert await after.json() == {"displayed": 6, "version": 2}
+    assert (await client.get("/rooms/no-such-room/skus/lipstick/stock")).status == 404
+
+
+async def test_a_put_with_the_expected_count_applies(make_client: MakeClient, rooms: Rooms) -> None:
+    client = await make_client(rooms)
+
+    response = await client.put(STOCK, data=cas_body(4, expected=10))
+
+    assert response.status == 200
+    assert await response.json() == {"applied": True, "displayed": 4}
+
+
+async def test_a_put_whose_expected_count_moved_is_409_with_the_count_now(
+    make_client: MakeClient, rooms: Rooms
+) -> None:
+    client = await make_client(rooms)
+    rooms["tiktok-room-1"].try_order("lipstick", 3)
+
+    response = await client.put(STOCK, data=cas_body(4, expected=10))
+
+    assert response.status == 409
+    assert await response.json() == {"displayed": 7, "version": None}
+    assert rooms["tiktok-room-1"].displayed("lipstick") == 7
+
+
+async def test_an_adjustment_changes_the_count_once_per_key(
+    make_client: MakeClient, rooms: Rooms
+) -> None:
+    client = await make_client(rooms)
+
+    first = await client.post(ADJUSTMENTS, data=adjustment_body(-6, "k-1"))
+    again = await client.post(ADJUSTMENTS, data=adjustment_body(-6, "k-1"))
+    clamped = await client.post(ADJUSTMENTS, data=adjustment_body(-6, "k-2"))
+
+    assert (first.status, await first.json()) == (200, {"applied": -6, "displayed": 4})
+    assert await again.json() == {"applied": -6, "displayed": 4}
+    assert await clamped.json() == {"applied": -4, "displayed": 0}
+    assert rooms["tiktok-room-1"].displayed("lipstick") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (orjson.dumps({}), "missing field(s): delta"),
+        (adjustment_body(delta=1.5), "delta must be an integer"),
+        (adjustment_body(idempotency_key=""), "idempotency_key must be a non-empty string"),
+        (adjustment_body(idempotency_key=7), "idempotency_key must be a non-empty string"),
+    ],
+)
+async def test_a_malformed_adjustment_is_400_with_a_reason(
+    make_client: MakeClient, rooms: Rooms, body: bytes, error: str
+) -> None:
+    client = await make_client(rooms)
+
+    response = await client.post(ADJUSTMENTS, data=body)
+
+    assert response.status == 400
+    assert error in (await response.json())["error"]
+    assert rooms["tiktok-room-1"].displayed("lipstick") == 10
+
+
+async def test_faults_answer_every_write_route_but_not_reads(
+    make_client: MakeClient, rooms: Rooms
+) -> None:
+    faults = Faults()
+    faults.inject(503, times=2)
+    client = await make_client(rooms, faults)
+
+    read = await client.get(STOCK)
+    adjusted = await client.post(ADJUSTMENTS, data=adjustment_body())
+    compared = await client.put(STOCK, data=cas_body(4, expected=10))
+
+    assert [read.status, adjusted.status, compared.status] == [200, 503, 503]
+    assert rooms["tiktok-room-1"].displayed("lipstick") == 10
 
 
 async def test_injected_faults_answer_the_next_pushes_then_stop(
