@@ -87,11 +87,13 @@ class Tally:
                 held[sku] += quantity
         return sum(max(0, held[sku] - self.stock.get(sku, 0)) for sku in held)
 
-    def summary_lines(self) -> list[str]:
+    def summary_lines(self, rooms: Mapping[str, LiveRoom]) -> list[str]:
+        refused = sum(room.counters.orders_refused_sold_out for room in rooms.values())
         return [
             f"orders: {self.placed_events}",
             f"accepted: {self.decisions['accepted']}",
             f"rejected: {self.decisions['rejected']}",
+            f"refused by rooms (sold out): {refused}",
             f"duplicates ignored: {self.decisions['duplicate']}",
             f"cancelled: {len(self.cancelled_lines)}",
             f"double-accepted: {self.accepted_twice}",
@@ -122,7 +124,7 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
     work_dir = Path("var/demo") / run_id
     work_dir.mkdir(parents=True, exist_ok=True)
     scenario = _scenario(options, run_id)
-    rooms = build_rooms(scenario)
+    rooms = build_rooms(scenario, stocked=False)  # each room shows what stockcast grants it
     topics = TopicNames.for_prefix(run_id)
     worker: subprocess.Popen[bytes] | None = None
     try:
@@ -143,7 +145,7 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
             await asyncio.to_thread(devkafka.down, kafka)
     console.print()  # the live view's last frame may leave the cursor mid-line
     console.print("summary", style="bold")
-    console.print("\n".join(tally.summary_lines()), highlight=False)
+    console.print("\n".join(tally.summary_lines(rooms)), highlight=False)
     return 0 if tally.oversold_units() == 0 and tally.accepted_twice == 0 else 1
 
 
@@ -236,7 +238,7 @@ def _view(scenario: Scenario, rooms: Mapping[str, LiveRoom], tally: Tally) -> Gr
                 for room in rooms.values()
             ),
         )
-    status = "  ".join(tally.summary_lines())
+    status = "  ".join(tally.summary_lines(rooms))
     return Group(table, status)
 
 

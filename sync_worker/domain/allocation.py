@@ -104,6 +104,11 @@ class ChannelQuota:
     rate_per_s: float = 0.0
     """Exponentially decayed sales rate, as of ``rate_at_ms``."""
     rate_at_ms: int = 0
+    drained_want: float = 0.0
+    """ADAPTIVE: a quota the channel proved it needs by selling all it had before the
+    top-up landed (demand we cannot see, only its sold-out moments); decays like the
+    rate. Doubles at every such moment, so a buffer sized for a latency that turns out
+    longer grows until it covers it."""
     isolated: bool = False
     pinned_until_ms: int = 0
     pinned_rate_per_s: float = 0.0
@@ -113,8 +118,13 @@ class ChannelQuota:
         return max(0, self.out - self.reclaiming)
 
     def rate(self, now_ms: int, half_life_ms: int) -> float:
-        elapsed = max(0, now_ms - self.rate_at_ms)
-        return float(self.rate_per_s * 0.5 ** (elapsed / half_life_ms))
+        return self.rate_per_s * self._decay(now_ms, half_life_ms)
+
+    def drained(self, now_ms: int, half_life_ms: int) -> float:
+        return self.drained_want * self._decay(now_ms, half_life_ms)
+
+    def _decay(self, now_ms: int, half_life_ms: int) -> float:
+        return float(0.5 ** (max(0, now_ms - self.rate_at_ms) / half_life_ms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +266,19 @@ class _Plan:
         match cause:
             case Sold(channel, units) if channel in self.quotas:
                 quota = self.quotas[channel]
-                rate = quota.rate(self.now_ms, self.policy.rate_half_life_ms)
-                rate += units * math.log(2) * 1000 / self.policy.rate_half_life_ms
+                half_life = self.policy.rate_half_life_ms
+                rate = quota.rate(self.now_ms, half_life)
+                rate += units * math.log(2) * 1000 / half_life
+                drained = quota.drained(self.now_ms, half_life)
+                out = max(0, quota.out - units)
+                if out == 0 and quota.reclaiming == 0:  # sold out before the top-up came
+                    drained = 2.0 * max(self._adaptive_want(channel), 1)
                 self.quotas[channel] = replace(
                     quota,
-                    out=max(0, quota.out - units),
+                    out=out,
                     rate_per_s=rate,
                     rate_at_ms=max(quota.rate_at_ms, self.now_ms),
+                    drained_want=drained,
                 )
             case Released(channel, units) if channel in self.quotas:
                 quota = self.quotas[channel]
@@ -404,6 +420,11 @@ class _Plan:
         return targets
 
     def _adaptive_target(self, rule: ChannelRule) -> _Target:
-        cover = self.rate(rule.channel) * rule.latency_ms / 1000 * self.policy.cover
-        want = max(self.policy.min_buffer, math.ceil(cover))
+        want = self._adaptive_want(rule.channel)
         return _Target(want, max(1, math.ceil(want * 2 / 3)))
+
+    def _adaptive_want(self, channel: str) -> int:
+        quota, policy = self.quotas[channel], self.policy
+        cover = self.rate(channel) * policy.rule(channel).latency_ms / 1000 * policy.cover
+        drained = quota.drained(self.now_ms, policy.rate_half_life_ms)
+        return max(policy.min_buffer, math.ceil(cover), math.ceil(drained))
