@@ -24,6 +24,8 @@ from pydantic import (
     WrapSerializer,
 )
 
+from sync_worker.domain.allocation import AllocationPolicy
+
 ENV_PREFIX = "STOCKCAST_"
 CONFIG_PATH_ENV = "STOCKCAST_CONFIG"
 """Names the settings file; read by the CLI, not a setting itself."""
@@ -78,6 +80,9 @@ class LedgerSettings(_Frozen):
     all-or-nothing."""
 
 
+_ALLOCATION = AllocationPolicy()
+"""The allocator's own defaults, so the settings cannot drift from them."""
+
 AllocationPolicyName = Literal["static", "fixed_ratio", "shared_pool", "adaptive", "session_aware"]
 
 
@@ -87,15 +92,15 @@ class AllocationSettings(_Frozen):
     policy: AllocationPolicyName = "adaptive"
     sku_policies: _ReadOnly[AllocationPolicyName] = Field(default_factory=dict)
     """Per-SKU policy, e.g. ``{ "flash-lipstick" = "shared_pool" }``."""
-    refresh_s: Annotated[float, Field(gt=0)] = 180.0
+    refresh_s: Annotated[float, Field(gt=0)] = _ALLOCATION.refresh_ms / 1000
     """static: how often the fixed split is set again."""
-    lease_units: Annotated[int, Field(ge=1)] = 10
+    lease_units: Annotated[int, Field(ge=1)] = _ALLOCATION.lease_units
     """shared_pool: units per top-up."""
-    min_buffer: Annotated[int, Field(ge=0)] = 1
+    min_buffer: Annotated[int, Field(ge=0)] = _ALLOCATION.min_buffer
     """adaptive: units every listed channel shows while the pool has any."""
-    cover: Annotated[float, Field(ge=1)] = 3.0
+    cover: Annotated[float, Field(ge=1)] = _ALLOCATION.cover
     """adaptive: a channel's quota covers rate x latency x cover."""
-    rate_half_life_ms: Annotated[int, Field(ge=10)] = 1000
+    rate_half_life_ms: Annotated[int, Field(ge=10)] = _ALLOCATION.rate_half_life_ms
     """How fast measured sales rates forget the past."""
 
 

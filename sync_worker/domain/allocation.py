@@ -65,11 +65,12 @@ class AllocationPolicy:
     """STATIC: how often the split is set again (ERPs refresh every few minutes)."""
     lease_units: int = 10
     """SHARED_POOL: units per top-up."""
-    min_buffer: int = 1
-    """ADAPTIVE: every listed channel shows at least this while the pool has units."""
-    cover: float = 3.0
+    min_buffer: int = 2
+    """ADAPTIVE: every listed channel shows at least this while the pool has units
+    (one unit when it runs dry)."""
+    cover: float = 5.0
     """ADAPTIVE: quota = rate x latency x cover; topped up when below two thirds of it."""
-    rate_half_life_ms: int = 1_000
+    rate_half_life_ms: int = 500
     """How fast the measured sales rate forgets the past."""
     dry_claw_ratio: float = 10.0
     """ADAPTIVE: when the pool is dry, a channel selling this many times slower than a
@@ -105,10 +106,12 @@ class ChannelQuota:
     """Exponentially decayed sales rate, as of ``rate_at_ms``."""
     rate_at_ms: int = 0
     drained_want: float = 0.0
-    """ADAPTIVE: a quota the channel proved it needs by selling all it had before the
-    top-up landed (demand we cannot see, only its sold-out moments); decays like the
-    rate. Doubles at every such moment, so a buffer sized for a latency that turns out
-    longer grows until it covers it."""
+    """ADAPTIVE: a quota the channel proved it needs by asking for a top-up again before
+    the last one could have landed: its sales are capped by our grants, so its measured
+    rate understates its demand. Doubles at each such moment (like TCP's slow start)
+    and decays like the rate."""
+    granted_ms: int = -1
+    """When the last top-up was granted (event time)."""
     isolated: bool = False
     pinned_until_ms: int = 0
     pinned_rate_per_s: float = 0.0
@@ -252,6 +255,8 @@ class _Plan:
         self.version = allocation.version
         self.refreshed_ms = allocation.refreshed_ms
         self.changes: list[QuotaChange] = []
+        self.sold: str | None = None
+        """The channel whose sale this reallocation answers."""
         self.ended: str | None = None
         """A channel whose isolation just ended: its unsold units beyond the policy's
         want return to the pool."""
@@ -265,20 +270,17 @@ class _Plan:
     def account(self, cause: Cause) -> None:
         match cause:
             case Sold(channel, units) if channel in self.quotas:
+                self.sold = channel
                 quota = self.quotas[channel]
                 half_life = self.policy.rate_half_life_ms
                 rate = quota.rate(self.now_ms, half_life)
                 rate += units * math.log(2) * 1000 / half_life
-                drained = quota.drained(self.now_ms, half_life)
-                out = max(0, quota.out - units)
-                if out == 0 and quota.reclaiming == 0:  # sold out before the top-up came
-                    drained = 2.0 * max(self._adaptive_want(channel), 1)
                 self.quotas[channel] = replace(
                     quota,
-                    out=out,
+                    out=max(0, quota.out - units),
                     rate_per_s=rate,
                     rate_at_ms=max(quota.rate_at_ms, self.now_ms),
-                    drained_want=drained,
+                    drained_want=quota.drained(self.now_ms, half_life),
                 )
             case Released(channel, units) if channel in self.quotas:
                 quota = self.quotas[channel]
@@ -309,7 +311,7 @@ class _Plan:
 
     def grant(self, channel: str, units: int) -> None:
         quota = self.quotas[channel]
-        self.quotas[channel] = replace(quota, out=quota.out + units)
+        self.quotas[channel] = replace(quota, out=quota.out + units, granted_ms=self.now_ms)
         self._emit(channel, units)
 
     def reclaim(self, channel: str, units: int) -> None:
@@ -378,16 +380,20 @@ class _Plan:
         kind = self.policy.kind
         if kind in (PolicyKind.STATIC, PolicyKind.FIXED_RATIO) or channel == self.ended:
             return min(held, target.want)
-        if not dry or channel in hungry:
+        if not dry:
             return held
         if kind is PolicyKind.SHARED_POOL:
-            return min(held, 1)
-        # Adaptive: drop what a finished burst left behind, and give everything back
-        # when a hungry channel sells far faster.
-        fastest = max(self.rate(c) for c in hungry) if hungry else 0.0
+            return held if channel in hungry else min(held, 1)
+        # Adaptive: a channel selling far slower than a hungry one gives everything back
+        # (hungry or not: its unit would sell there much sooner); a quiet channel keeps
+        # one unit, not its usual floor; others drop what a finished burst left behind.
+        fastest = max((self.rate(c) for c in hungry if c != channel), default=0.0)
         if self.rate(channel) * self.policy.dry_claw_ratio < fastest:
             return 0
-        return min(held, target.want)
+        if channel in hungry:
+            return held
+        quiet = target.want <= self.policy.min_buffer
+        return min(held, 1 if quiet else target.want)
 
     def _targets(self, sellable: int) -> dict[str, _Target]:
         rules = [r for r in self.policy.channels if not self.quotas[r.channel].isolated]
@@ -405,6 +411,26 @@ class _Plan:
             return {r.channel: _Target(lease, lease // 2 + 1) for r in rules}
         return {r.channel: self._adaptive_target(r) for r in rules}
 
+    def _adaptive_target(self, rule: ChannelRule) -> _Target:
+        target = self._sized(rule.channel)
+        quota = self.quotas[rule.channel]
+        # Its sales ate a top-up within two latencies of granting it: it is starving.
+        starving = (
+            rule.channel == self.sold
+            and quota.granted_ms >= 0
+            and self.now_ms - quota.granted_ms < 2 * rule.latency_ms
+        )
+        if quota.quota < target.refill_below and starving:
+            half_life = self.policy.rate_half_life_ms
+            self.quotas[rule.channel] = replace(
+                quota,
+                rate_per_s=quota.rate(self.now_ms, half_life),
+                rate_at_ms=max(quota.rate_at_ms, self.now_ms),
+                drained_want=2.0 * target.want,
+            )
+            target = self._sized(rule.channel)
+        return target
+
     def _ratio_targets(
         self, rules: list[ChannelRule], sellable: int, *, exact: bool
     ) -> dict[str, _Target]:
@@ -419,12 +445,9 @@ class _Plan:
             targets[rule.channel] = _Target(want, want if not exact else want + 1)
         return targets
 
-    def _adaptive_target(self, rule: ChannelRule) -> _Target:
-        want = self._adaptive_want(rule.channel)
-        return _Target(want, max(1, math.ceil(want * 2 / 3)))
-
-    def _adaptive_want(self, channel: str) -> int:
+    def _sized(self, channel: str) -> _Target:
         quota, policy = self.quotas[channel], self.policy
         cover = self.rate(channel) * policy.rule(channel).latency_ms / 1000 * policy.cover
         drained = quota.drained(self.now_ms, policy.rate_half_life_ms)
-        return max(policy.min_buffer, math.ceil(cover), math.ceil(drained))
+        want = max(policy.min_buffer, math.ceil(cover), math.ceil(drained))
+        return _Target(want, max(1, math.ceil(want * 2 / 3)))

@@ -86,7 +86,9 @@ def test_reclaimed_units_are_granted_to_nobody_until_settled() -> None:
     shifted = policy(PolicyKind.FIXED_RATIO, ChannelRule("a", ratio=1.0), ChannelRule("b", 0.0))
     allocation, changes = reallocate(allocation, 10, StockMoved(), shifted, 1)
     assert changes == (QuotaChange("b", 0, -5, 3),)
-    assert allocation.channel("b") == ChannelQuota("b", out=5, reclaiming=5, rate_at_ms=0)
+    b = allocation.channel("b")
+    assert b is not None
+    assert (b.out, b.reclaiming, b.quota) == (5, 5, 0)
 
     # The platform had sold 2 of them meanwhile: only 3 come back, and only now.
     allocation, changes = reallocate(allocation, 8, Sold("b", 2), shifted, 2)
@@ -277,7 +279,7 @@ def test_adaptive_sizes_a_quota_by_rate_latency_and_cover() -> None:
 def test_adaptive_keeps_every_channel_listed_while_the_pool_has_units() -> None:
     allocation, _ = reallocate(Allocation(), 50, StockMoved(), policy(PolicyKind.ADAPTIVE), 0)
 
-    assert quotas(allocation) == {"hot": 1, "slow-1": 1, "slow-2": 1}
+    assert quotas(allocation) == {"hot": 2, "slow-1": 2, "slow-2": 2}
 
 
 def test_adaptive_claws_back_slow_channels_when_the_pool_runs_dry() -> None:
@@ -317,10 +319,10 @@ def test_adaptive_grants_the_fastest_channel_first_when_units_are_short() -> Non
 def test_session_aware_positions_a_pinned_room_before_its_burst() -> None:
     rules = policy(PolicyKind.SESSION_AWARE, ChannelRule("hot", latency_ms=100), cover=2.0)
     allocation, _ = reallocate(Allocation(), 1000, StockMoved(), rules, 0)
-    assert quotas(allocation) == {"hot": 1}
+    assert quotas(allocation) == {"hot": 2}
 
     pinned, changes = reallocate(allocation, 1000, Pinned("hot", 60_000, 300.0), rules, 10)
-    assert [(c.channel, c.delta) for c in changes] == [("hot", 59)]  # 300/s x 0.1 s x 2
+    assert [(c.channel, c.delta) for c in changes] == [("hot", 58)]  # 300/s x 0.1 s x 2
 
     # Adaptive alone ignores the pin until sales arrive.
     plain = replace(rules, kind=PolicyKind.ADAPTIVE)
@@ -336,7 +338,7 @@ def test_isolation_carves_an_exact_count_that_no_policy_moves() -> None:
     allocation, _ = reallocate(Allocation(), 100, StockMoved(), rules, 0)
 
     allocation, changes = reallocate(allocation, 100, Isolated("flash", 30), rules, 1)
-    assert [(c.channel, c.delta) for c in changes] == [("flash", 29)]
+    assert [(c.channel, c.delta) for c in changes] == [("flash", 28)]
     assert quotas(allocation)["flash"] == 30
 
     allocation, changes = reallocate(allocation, 90, Sold("flash", 10), rules, 2)
@@ -351,11 +353,11 @@ def test_ending_an_isolation_reclaims_its_unsold_units() -> None:
 
     allocation, changes = reallocate(allocation, 100, IsolationEnded("flash"), rules, 2)
 
-    assert [(c.channel, c.delta) for c in changes] == [("flash", -29)]  # back to 1 unit
+    assert [(c.channel, c.delta) for c in changes] == [("flash", -28)]  # back to the floor
     flash = allocation.channel("flash")
     assert flash is not None
     assert not flash.isolated
-    assert flash.reclaiming == 29
+    assert flash.reclaiming == 28
 
 
 def test_an_isolation_larger_than_the_pool_takes_what_is_free() -> None:
@@ -364,4 +366,22 @@ def test_an_isolation_larger_than_the_pool_takes_what_is_free() -> None:
 
     allocation, _ = reallocate(allocation, 10, Isolated("flash", 50), rules, 1)
 
-    assert quotas(allocation) == {"flash": 9, "room": 1}
+    assert quotas(allocation) == {"flash": 8, "room": 2}
+
+
+def test_adaptive_doubles_a_starving_channels_buffer() -> None:
+    """A channel that eats a top-up before it could have landed sells only what we
+    grant, so its measured rate understates its demand: its buffer doubles."""
+    rules = policy(PolicyKind.ADAPTIVE, ChannelRule("hot", latency_ms=100), cover=1.0, min_buffer=4)
+    allocation, _ = reallocate(Allocation(), 1000, StockMoved(), rules, 0)
+    assert quotas(allocation) == {"hot": 4}
+
+    slow, changes = reallocate(allocation, 997, Sold("hot", 3), rules, 500)
+    assert [c.delta for c in changes] == [3]  # refilled to the floor: not starving
+
+    fast, changes = reallocate(slow, 994, Sold("hot", 3), rules, 550)
+    assert [c.delta for c in changes] == [7]  # 50 ms after the last top-up: 2 x 4
+    hot = fast.channel("hot")
+    assert hot is not None
+    assert hot.drained(550, rules.rate_half_life_ms) == 8.0
+    assert hot.drained(550 + rules.rate_half_life_ms, rules.rate_half_life_ms) == 4.0
