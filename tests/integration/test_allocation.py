@@ -29,7 +29,7 @@ SKU = "lipstick-ruby-01"
 STOCK = 300
 ROOMS = {"tiktok-room-1": "tiktok", "douyin-room-1": "douyin", "shopify-room-1": "shopify"}
 HOT = "tiktok-room-1"
-SESSION_S = 12.0
+SESSION_S = 20.0
 """A bound on the selling, not a speed requirement: it ends as soon as all is sold."""
 DRAIN_TIMEOUT_S = 60.0
 
