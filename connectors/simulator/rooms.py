@@ -15,13 +15,18 @@ out) on one event loop. No method awaits, so every check-and-change is atomic.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Final, TypedDict
 
 IDEMPOTENCY_KEYS_KEPT: Final = 10_000
 """Adjustment keys a room remembers; a retry comes within seconds, not 10k writes later."""
+
+
+OrderObserver = Callable[[str, str, int], None]
+"""``observe(channel, sku, quantity)``: a buyer asked for units, served or refused; lets
+a live run be recorded as a trace of arrivals (``stockcast demo --record-arrivals``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +81,16 @@ class LiveRoom:
     """
 
     def __init__(
-        self, channel: str, platform: str, displayed: Mapping[str, int] | None = None
+        self,
+        channel: str,
+        platform: str,
+        displayed: Mapping[str, int] | None = None,
+        *,
+        observer: OrderObserver | None = None,
     ) -> None:
         self._channel = channel
         self._platform = platform
+        self._observer = observer
         self._listings: dict[str, _Listing] = {}
         self._adjustments: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         for sku, quantity in (displayed or {}).items():
@@ -132,6 +143,8 @@ class LiveRoom:
         display is then left unchanged, as a platform leaves it.
         """
         _check_positive(quantity)
+        if self._observer is not None:
+            self._observer(self._channel, sku, quantity)
         listing = self._listings.get(sku)
         if listing is None or listing.displayed < quantity:
             self._refused += 1

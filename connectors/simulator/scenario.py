@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.simulator.rooms import LiveRoom
+from connectors.simulator.rooms import LiveRoom, OrderObserver
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,16 +125,22 @@ class Scenario:
         return {sku.sku: sku.initial_stock for sku in self.skus}
 
 
-def build_rooms(scenario: Scenario, *, stocked: bool = True) -> dict[str, LiveRoom]:
+def build_rooms(
+    scenario: Scenario, *, stocked: bool = True, observer: OrderObserver | None = None
+) -> dict[str, LiveRoom]:
     """Fresh rooms by channel id, each displaying every SKU's initial stock.
 
     Every room shows the full count, as each platform would before stockcast first
     pushes: that is the oversell stockcast exists to prevent. With ``stocked=False``
     every room starts at 0, for a stockcast that grants each room its quota as deltas
-    (a delta added to a full display would count those units twice).
+    (a delta added to a full display would count those units twice). ``observer`` hears
+    of every buyer in every room.
     """
     stock = scenario.initial_stock() if stocked else {}
-    return {room.channel: LiveRoom(room.channel, room.platform, stock) for room in scenario.rooms}
+    return {
+        room.channel: LiveRoom(room.channel, room.platform, stock, observer=observer)
+        for room in scenario.rooms
+    }
 
 
 def _require(condition: bool, message: str) -> None:

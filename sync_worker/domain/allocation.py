@@ -36,7 +36,7 @@ class PolicyKind(StrEnum):
     below its floor a channel is delisted (0), above it relisted."""
     SHARED_POOL = "shared_pool"
     """Small leases topped up from the pool to whichever channel sells; when the pool
-    runs dry the other channels' leases shrink to one unit."""
+    runs dry, channels a hungry one far outsells keep one unit of their lease."""
     ADAPTIVE = "adaptive"
     """Each channel's quota covers its measured sales rate times its round-trip latency;
     idle quota is clawed back from slow channels when the pool runs dry."""
@@ -382,13 +382,16 @@ class _Plan:
             return min(held, target.want)
         if not dry:
             return held
-        if kind is PolicyKind.SHARED_POOL:
-            return held if channel in hungry else min(held, 1)
-        # Adaptive: a channel selling far slower than a hungry one gives everything back
-        # (hungry or not: its unit would sell there much sooner); a quiet channel keeps
-        # one unit, not its usual floor; others drop what a finished burst left behind.
+        # Only a channel selling far faster takes units away: its need is real, and two
+        # channels can never take the same units back and forth.
         fastest = max((self.rate(c) for c in hungry if c != channel), default=0.0)
-        if self.rate(channel) * self.policy.dry_claw_ratio < fastest:
+        outpaced = self.rate(channel) * self.policy.dry_claw_ratio < fastest
+        if kind is PolicyKind.SHARED_POOL:
+            return min(held, 1) if outpaced and channel not in hungry else held
+        # Adaptive: an outpaced channel gives everything back (hungry or not: its unit
+        # would sell there much sooner); a quiet channel keeps one unit, not its usual
+        # floor; others drop what a finished burst left behind.
+        if outpaced:
             return 0
         if channel in hungry:
             return held
