@@ -192,7 +192,14 @@ def dev_status(**where: Any) -> None:
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Buyer simulation seed.")
 @click.option("--keep-broker", is_flag=True, help="Leave the local broker running afterwards.")
-def demo(duration: float, seed: int, keep_broker: bool) -> None:
+@click.option(
+    "--record-arrivals",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Record the hot SKU's buyers (served or refused) as JSON lines, with a trace "
+    "beside it (.toml) that `stockcast simulate` replays against every policy.",
+)
+def demo(duration: float, seed: int, keep_broker: bool, record_arrivals: Path | None) -> None:
     """Play a live session end to end: broker, worker, simulated rooms and buyers.
 
     Shows stock per SKU and per channel while it runs and ends with a summary whose
@@ -200,5 +207,7 @@ def demo(duration: float, seed: int, keep_broker: bool) -> None:
     """
     from sync_worker.demo import DemoOptions, run_demo
 
-    options = DemoOptions(duration_s=duration, seed=seed, keep_broker=keep_broker)
+    options = DemoOptions(
+        duration_s=duration, seed=seed, keep_broker=keep_broker, record_arrivals=record_arrivals
+    )
     sys.exit(run_demo(options, dict(os.environ)))

@@ -36,9 +36,12 @@ from connectors.simulator.server import create_app as create_rooms_app
 from connectors.simulator.server import start_server
 from sync_worker import devkafka
 from sync_worker.config import ENV_PREFIX
+from sync_worker.simulation.recording import ArrivalRecorder, replay_trace
 from sync_worker.streaming.names import TopicNames
 
 _DRAIN_TIMEOUT_S = 60.0
+HOT_SKU = "lipstick-ruby-01"
+"""The SKU the host pins halfway through; its buyers are the ones recorded."""
 _WORKER_READY_TIMEOUT_S = 90.0
 
 
@@ -47,6 +50,9 @@ class DemoOptions:
     duration_s: float = 60.0
     seed: int = 7
     keep_broker: bool = False
+    record_arrivals: Path | None = None
+    """Write the hot SKU's buyers (served or refused) here, and a trace replaying them
+    beside it (same name, ``.toml``), for ``stockcast simulate``."""
 
 
 @dataclass
@@ -124,9 +130,15 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
     work_dir = Path("var/demo") / run_id
     work_dir.mkdir(parents=True, exist_ok=True)
     scenario = _scenario(options, run_id)
-    rooms = build_rooms(scenario, stocked=False)  # each room shows what stockcast grants it
     topics = TopicNames.for_prefix(run_id)
     worker: subprocess.Popen[bytes] | None = None
+    recording = contextlib.ExitStack()
+    recorder = None
+    if options.record_arrivals is not None:
+        out = recording.enter_context(options.record_arrivals.open("w", encoding="utf-8"))
+        recorder = ArrivalRecorder(out, HOT_SKU, time.monotonic)
+    # Each room starts empty and shows what stockcast grants it.
+    rooms = build_rooms(scenario, stocked=False, observer=recorder)
     try:
         async with await start_server(create_rooms_app(rooms)) as room_server:
             web_port = _free_port()
@@ -135,10 +147,13 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
             console.print(f"worker started (pid {worker.pid}, log {work_dir / 'worker.log'})")
             await _wait_healthy(worker, web_port)
             tally = Tally(stock=scenario.initial_stock())
+            if recorder is not None:
+                recorder.start()
             await _play(scenario, rooms, topics, bootstrap, tally, options, console)
         _stop_worker(worker)
         worker = None
     finally:
+        recording.close()
         if worker is not None:
             _stop_worker(worker)
         if not (broker_was_running or options.keep_broker):
@@ -146,15 +161,18 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
     console.print()  # the live view's last frame may leave the cursor mid-line
     console.print("summary", style="bold")
     console.print("\n".join(tally.summary_lines(rooms)), highlight=False)
+    if options.record_arrivals is not None:
+        trace = _write_replay_trace(options.record_arrivals, scenario)
+        console.print(f"buyers recorded in {options.record_arrivals}")
+        console.print(f"replay them: stockcast simulate --trace {trace}")
     return 0 if tally.oversold_units() == 0 and tally.accepted_twice == 0 else 1
 
 
 def _scenario(options: DemoOptions, run_id: str) -> Scenario:
     """The burst lands in the middle third of the session, however long it is."""
     third = options.duration_s / 3
-    hot = "lipstick-ruby-01"
     return Scenario(
-        burst=Burst(hot, start_s=third, duration_s=third, rate_multiplier=50.0),
+        burst=Burst(HOT_SKU, start_s=third, duration_s=third, rate_multiplier=50.0),
         seed=options.seed,
         run_id=run_id,
     )
@@ -240,6 +258,19 @@ def _view(scenario: Scenario, rooms: Mapping[str, LiveRoom], tally: Tally) -> Gr
         )
     status = "  ".join(tally.summary_lines(rooms))
     return Group(table, status)
+
+
+def _write_replay_trace(arrivals: Path, scenario: Scenario) -> Path:
+    trace = arrivals.with_suffix(".toml")
+    text = replay_trace(
+        arrivals.name,
+        HOT_SKU,
+        scenario.initial_stock()[HOT_SKU],
+        [room.channel for room in scenario.rooms],
+        name=f"stockcast demo {scenario.run_id}",
+    )
+    trace.write_text(text, encoding="utf-8")
+    return trace
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sync_worker import devkafka
+from sync_worker.domain.allocation import PolicyKind
 
 pytestmark = pytest.mark.e2e
 
@@ -44,9 +46,10 @@ def _broker_running() -> bool:
     return any(node.alive for node in devkafka.status(devkafka.DevKafkaConfig()))
 
 
-def test_demo_plays_a_session_and_nothing_is_oversold(project_root: Path) -> None:
+def test_demo_plays_a_session_and_nothing_is_oversold(project_root: Path, tmp_path: Path) -> None:
     broker_before = _broker_running()
-    demo = _demo(project_root, "--duration", "12")
+    recorded = tmp_path / "buyers.jsonl"
+    demo = _demo(project_root, "--duration", "12", "--record-arrivals", str(recorded))
     output, _ = demo.communicate(timeout=DEMO_TIMEOUT_S)
 
     assert demo.returncode == 0, output
@@ -63,6 +66,21 @@ def test_demo_plays_a_session_and_nothing_is_oversold(project_root: Path) -> Non
     assert refused is not None, output
     assert int(refused.group(1)) > 0
     assert re.search(r"^double-accepted: 0$", output, re.M), output
+
+    # The session's buyers, served or refused, replay against every policy.
+    trace = recorded.with_suffix(".toml")
+    replay = subprocess.run(
+        [sys.executable, "-m", "sync_worker", "simulate", "--json", "--trace", str(trace)],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
+        check=True,
+    )
+    rows = json.loads(replay.stdout)
+    assert {row["policy"] for row in rows} == {kind.value for kind in PolicyKind}
+    assert all(row["oversold_units"] == 0 for row in rows)
+    assert all(row["buyers"] == len(recorded.read_text().splitlines()) > 0 for row in rows)
 
     worker_pid = int(re.search(r"worker started \(pid (\d+)", output).group(1))  # type: ignore[union-attr]
     assert not _pid_alive(worker_pid)
