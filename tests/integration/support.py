@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 # faust settings that, were faust reading the environment, would break the worker.
 HOSTILE_ENV = {
@@ -125,6 +127,39 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
 
 def encoded(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload)
+
+
+# A bound on waiting for messages that must arrive, not a speed requirement.
+ARRIVAL_TIMEOUT_S = 60.0
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def consume(bootstrap: str, topic: str, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` messages of ``topic`` in partition order, decoded."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    received: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
+            async for message in consumer:
+                received.append(orjson.loads(message.value))
+                if len(received) >= count:
+                    break
+    finally:
+        await consumer.stop()
+    return received
 
 
 async def evict_group_members(bootstrap: str, group_id: str) -> list[str]:

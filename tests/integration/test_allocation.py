@@ -14,14 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from connectors.simulator.rooms import LiveRoom
 from connectors.simulator.server import create_app, start_server
 from sync_worker.streaming.names import TopicNames
-from tests.integration.support import WorkerProcess, encoded, event
+from tests.integration.support import WorkerProcess, consume, encoded, event
 
 pytestmark = pytest.mark.integration
 
@@ -93,23 +92,6 @@ async def first_quotas_landed(rooms: dict[str, LiveRoom]) -> None:
             await asyncio.sleep(0.05)
 
 
-async def decisions(bootstrap: str, topic: str, count: int) -> list[dict[str, object]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    received: list[dict[str, object]] = []
-    try:
-        async with asyncio.timeout(DRAIN_TIMEOUT_S):
-            async for message in consumer:
-                received.append(orjson.loads(message.value))
-                if len(received) >= count:
-                    break
-    finally:
-        await consumer.stop()
-    return received
-
-
 @pytest.mark.parametrize("policy", ["shared_pool", "adaptive"])
 async def test_three_platforms_sell_one_sku_without_overselling_or_stranding(
     worker_factory: Callable[..., WorkerProcess],
@@ -139,7 +121,7 @@ async def test_three_platforms_sell_one_sku_without_overselling_or_stranding(
             session = await sell(rooms, producer, topics.sku_events)
         finally:
             await producer.stop()
-        answers = await decisions(kafka_bootstrap, topics.decisions, session.placed)
+        answers = await consume(kafka_bootstrap, topics.decisions, session.placed)
         worker.stop()
 
     outcomes = [answer["outcome"] for answer in answers]
