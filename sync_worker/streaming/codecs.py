@@ -126,6 +126,10 @@ def decode_decision(raw: bytes) -> OrderLineDecided:
     )
 
 
-def decode_quota(raw: bytes) -> StockQuotaChanged:
-    """Our own quota output, read back by the publisher."""
-    return StockQuotaChanged(**orjson.loads(raw))
+def decode_quota(raw: bytes) -> StockQuotaChanged | None:
+    """A quota change from our own stock-levels output, read back by the publisher;
+    None for the stock levels beside them."""
+    fields = orjson.loads(raw)
+    if fields.get("type") != type_name(StockQuotaChanged):
+        return None
+    return StockQuotaChanged(**fields)

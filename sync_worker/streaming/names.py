@@ -17,11 +17,8 @@ DECISIONS = "decisions.v1"
 """Output, keyed by SKU: one order_line.decided per order-line placement."""
 
 STOCK_LEVELS = "stock-levels.v1"
-"""Output, keyed by SKU: stock.level_changed after every change to a position."""
-
-QUOTAS = "quotas.v1"
-"""Output, keyed by SKU: stock.quota_changed, what each channel may sell; the publisher
-pushes them to the platforms."""
+"""Output, keyed by SKU: stock.level_changed after every change to a position, and
+stock.quota_changed for every change of a channel's quota (the publisher pushes those)."""
 
 DEAD_LETTERS = "dead-letters.v1"
 """Inputs that could not be handled, with the reason; nothing is dropped silently."""
@@ -54,7 +51,6 @@ class TopicNames:
     sku_events: str
     decisions: str
     stock_levels: str
-    quotas: str
     dead_letters: str
     cancellation_requests: str
     audit: str
@@ -66,7 +62,6 @@ class TopicNames:
             sku_events=f"{prefix}.{SKU_EVENTS}",
             decisions=f"{prefix}.{DECISIONS}",
             stock_levels=f"{prefix}.{STOCK_LEVELS}",
-            quotas=f"{prefix}.{QUOTAS}",
             dead_letters=f"{prefix}.{DEAD_LETTERS}",
             cancellation_requests=f"{prefix}.{CANCELLATION_REQUESTS}",
             audit=f"{prefix}.{AUDIT}",
@@ -78,7 +73,6 @@ class TopicNames:
             self.sku_events,
             self.decisions,
             self.stock_levels,
-            self.quotas,
             self.dead_letters,
             self.cancellation_requests,
             self.audit,

@@ -502,6 +502,8 @@ def test_a_quota_change_round_trips(events: EventFactory) -> None:
     (change,) = decided.quota_changes
 
     assert codecs.decode_quota(codecs.encode(change)) == change
+    assert decided.step.level is not None
+    assert codecs.decode_quota(codecs.encode(decided.step.level)) is None  # same topic
 
 
 def test_the_domain_events_module_lists_every_input_class_once() -> None:

@@ -243,7 +243,6 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         "sku_events": topics.sku_events,
         "decisions": topics.decisions,
         "stock_levels": topics.stock_levels,
-        "quotas": topics.quotas,
         "dead_letters": topics.dead_letters,
         "cancellation_requests": topics.cancellation_requests,
         "audit": topics.audit,
@@ -252,7 +251,7 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
     assert seen["agents"] == {
         names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
-        names.PUBLISHER_AGENT: [topics.quotas],
+        names.PUBLISHER_AGENT: [topics.stock_levels],
     }
     # One ledger table (positions and records share a changelog partition), one of orders.
     assert seen["tables"] == {
@@ -266,7 +265,7 @@ def test_the_persistent_names_never_change() -> None:
     assert (names.SKU_EVENTS, names.DECISIONS) == ("sku-events.v1", "decisions.v1")
     assert (names.STOCK_LEVELS, names.DEAD_LETTERS) == ("stock-levels.v1", "dead-letters.v1")
     assert (names.CANCELLATION_REQUESTS, names.AUDIT) == ("cancellation-requests.v1", "audit.v1")
-    assert (names.ORDER_DECISIONS, names.QUOTAS) == ("order-decisions.v1", "quotas.v1")
+    assert names.ORDER_DECISIONS == "order-decisions.v1"
     assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
     assert (names.LEDGER_AGENT, names.ORDERS_AGENT, names.PUBLISHER_AGENT) == (
         "ledger",
@@ -280,7 +279,7 @@ def test_every_topic_of_a_deployment_is_created_before_subscribing() -> None:
     topics = names.TopicNames.for_prefix("shop-a")
 
     assert topics.all() == tuple(dataclasses.asdict(topics).values())
-    assert len(set(topics.all())) == 8
+    assert len(set(topics.all())) == 7
     assert all(name.startswith("shop-a.") and name.endswith(".v1") for name in topics.all())
 
 
