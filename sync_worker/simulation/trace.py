@@ -1,18 +1,35 @@
 """The scenario file: stock, channels (delays, rate limits, buyers), bursts, pins.
 
-A TOML file (format in ``docs/allocation.md``) loaded into frozen dataclasses. Every
-problem in a file is found in one pass and reported together in one ``TraceError``.
+A TOML file (format in ``docs/allocation.md``) validated by pydantic into frozen
+dataclasses. The annotations on the dataclasses are the file's rules: pydantic checks
+them when it reads a file, not when code builds a scenario itself. Every problem in a
+file is reported together in one ``TraceError``.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    with_config,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from sync_worker.domain.allocation import AllocationPolicy, ChannelRule, PolicyKind
 
@@ -27,6 +44,20 @@ class TraceError(ValueError):
         self.problems = tuple(problems)
         listed = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{listed}")
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("blank", "must not be empty")
+    return text
+
+
+# Strict: a TOML boolean is not a number, nor a float an integer (an integer is a fine float).
+_Positive = Annotated[StrictInt, Field(gt=0)]
+_NotNegative = Annotated[StrictInt, Field(ge=0)]
+_PositiveFloat = Annotated[StrictFloat, Field(gt=0)]
+_Name = Annotated[str, AfterValidator(_not_blank)]
+_TABLE = ConfigDict(extra="forbid")
 
 
 class Process(StrEnum):
@@ -46,57 +77,98 @@ class Buyers:
     quantity_max: int = 1
 
 
+def _as_range(quantity: object) -> object:
+    """``quantity = Q`` is short for ``[Q, Q]``."""
+    return [quantity, quantity] if type(quantity) is int else quantity
+
+
+def _in_order(quantity: tuple[int, int]) -> tuple[int, int]:
+    if quantity[0] > quantity[1]:
+        raise PydanticCustomError(
+            "quantity", "must be a positive integer or [min, max] with 1 <= min <= max"
+        )
+    return quantity
+
+
+class _BuyersTable(BaseModel):
+    """``buyers = { process, rate_per_s, quantity }`` as written in the file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    process: Process = Process.NONE
+    rate_per_s: Annotated[StrictFloat, Field(ge=0)] | None = Field(None, validate_default=True)
+    quantity: Annotated[
+        tuple[_Positive, _Positive], BeforeValidator(_as_range), AfterValidator(_in_order)
+    ] = (1, 1)
+
+    @field_validator("rate_per_s")
+    @classmethod
+    def _needed_for_buyers(cls, rate: float | None, info: ValidationInfo) -> float | None:
+        if rate is None and info.data.get("process", Process.NONE) is not Process.NONE:
+            raise PydanticCustomError("missing", "Field required")
+        return rate
+
+
+def _buyers(table: Any) -> Buyers:
+    buyers = _BuyersTable.model_validate(table)
+    return Buyers(buyers.process, buyers.rate_per_s or 0.0, *buyers.quantity)
+
+
+@with_config(_TABLE)
 @dataclass(frozen=True, slots=True)
 class ChannelSpec:
-    name: str
-    hear_delay_ms: int
+    name: _Name
+    hear_delay_ms: _NotNegative
     """From a buyer's order on the platform to the ledger deciding it (and from a
     reduction landing to the ledger hearing its settlement)."""
-    push_delay_ms: int
+    push_delay_ms: _NotNegative
     """From a write being sent to the platform showing it."""
-    pushes_per_s: float
+    pushes_per_s: _PositiveFloat
     """At most this many writes a second to the channel, evenly spaced."""
-    buyers: Buyers = Buyers()
-    ratio: float | None = None
-    plus: int = 0
-    floor: int = 0
-    ceiling: int | None = None
+    buyers: Annotated[Buyers, PlainValidator(_buyers)] = Buyers()
+    ratio: Annotated[StrictFloat, Field(ge=0, le=1)] | None = None
+    plus: StrictInt = 0
+    floor: _NotNegative = 0
+    ceiling: _NotNegative | None = None
 
     @property
     def latency_ms(self) -> int:
         return self.hear_delay_ms + self.push_delay_ms
 
 
+@with_config(_TABLE)
 @dataclass(frozen=True, slots=True)
 class Burst:
     """A "上链接" burst: the channel's buyer rate is ``multiplier`` times higher."""
 
     channel: str
-    start_ms: int
-    duration_ms: int
-    multiplier: float
+    start_ms: _NotNegative
+    duration_ms: _Positive
+    multiplier: _PositiveFloat
 
 
+@with_config(_TABLE)
 @dataclass(frozen=True, slots=True)
 class Pin:
     """The host pins the product in the room: a ``ChannelPinned`` event."""
 
     channel: str
-    at_ms: int
-    duration_ms: int
-    expected_units_per_s: int
+    at_ms: _NotNegative
+    duration_ms: _Positive
+    expected_units_per_s: _Positive
 
 
+@with_config(_TABLE)
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     """``AllocationPolicy`` parameters shared by every policy kind in a run."""
 
-    refresh_ms: int = _ALLOCATOR_DEFAULTS.refresh_ms
-    lease_units: int = _ALLOCATOR_DEFAULTS.lease_units
-    min_buffer: int = _ALLOCATOR_DEFAULTS.min_buffer
-    cover: float = _ALLOCATOR_DEFAULTS.cover
-    rate_half_life_ms: int = _ALLOCATOR_DEFAULTS.rate_half_life_ms
-    dry_claw_ratio: float = _ALLOCATOR_DEFAULTS.dry_claw_ratio
+    refresh_ms: _Positive = _ALLOCATOR_DEFAULTS.refresh_ms
+    lease_units: _Positive = _ALLOCATOR_DEFAULTS.lease_units
+    min_buffer: _NotNegative = _ALLOCATOR_DEFAULTS.min_buffer
+    cover: _PositiveFloat = _ALLOCATOR_DEFAULTS.cover
+    rate_half_life_ms: _Positive = _ALLOCATOR_DEFAULTS.rate_half_life_ms
+    dry_claw_ratio: _PositiveFloat = _ALLOCATOR_DEFAULTS.dry_claw_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +215,107 @@ class Scenario:
         )
 
 
+_Where = tuple[int | str, ...]
+
+
+def _refuse(problems: list[tuple[_Where, str]]) -> None:
+    """Raise every problem found across fields at once, each at its place in the file."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            "trace",
+            [
+                InitErrorDetails(type=PydanticCustomError("trace", message), loc=where, input=None)
+                for where, message in problems
+            ],
+        )
+
+
+class _TraceFile(BaseModel):
+    """The file as written. Fields are validated in this order, so each cross-field
+    check sees the fields above it (those that are valid)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "trace"
+    sku: _Name = "sku"
+    stock: _Positive
+    seed: StrictInt = 0
+    arrivals: _Name | None = None
+    """A recorded arrivals file, relative to the trace file."""
+    duration_ms: _Positive | None = Field(None, validate_default=True)
+    policy: PolicySettings = PolicySettings()
+    channels: tuple[ChannelSpec, ...] = Field((), validate_default=True)
+    """At least one (pydantic's ``min_length`` would also fire when every channel is bad)."""
+    bursts: tuple[Burst, ...] = ()
+    pins: tuple[Pin, ...] = ()
+
+    @field_validator("duration_ms")
+    @classmethod
+    def _needed_without_arrivals(cls, duration: int | None, info: ValidationInfo) -> int | None:
+        if duration is None and info.data.get("arrivals") is None:
+            raise PydanticCustomError("missing", "Field required")
+        return duration
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_fit_together(
+        cls, channels: tuple[ChannelSpec, ...], info: ValidationInfo
+    ) -> tuple[ChannelSpec, ...]:
+        if not channels:
+            raise PydanticCustomError("too_short", "at least one [[channels]] is needed")
+        names = [channel.name for channel in channels]
+        problems: list[tuple[_Where, str]] = [
+            ((), f"{name!r} is declared more than once")
+            for name in sorted({name for name in names if names.count(name) > 1})
+        ]
+        ratios = sum(channel.ratio or 0.0 for channel in channels)
+        if ratios > 1.0 + 1e-9:
+            problems.append(((), f"the ratios add up to {ratios:g}, more than 1"))
+        if info.data.get("arrivals") is not None:
+            problems += [
+                (
+                    (index, "buyers"),
+                    "generated buyers are not allowed with a recorded arrivals file",
+                )
+                for index, channel in enumerate(channels)
+                if channel.buyers.process is not Process.NONE
+            ]
+        _refuse(problems)
+        return channels
+
+    @field_validator("bursts", "pins")
+    @classmethod
+    def _on_declared_channels(
+        cls, events: tuple[Burst | Pin, ...], info: ValidationInfo
+    ) -> tuple[Burst | Pin, ...]:
+        problems: list[tuple[_Where, str]] = []
+        if info.field_name == "bursts" and events and info.data.get("arrivals") is not None:
+            problems.append(((), "bursts shape generated buyers; not allowed with arrivals"))
+        if "channels" in info.data:  # else their own problems are reported first
+            declared = {channel.name for channel in info.data["channels"]}
+            problems += [
+                ((index, "channel"), f"{event.channel!r} is not a declared channel")
+                for index, event in enumerate(events)
+                if event.channel not in declared
+            ]
+        _refuse(problems)
+        return events
+
+    def scenario(self, base_dir: Path) -> Scenario:
+        return Scenario(
+            name=self.name,
+            sku=self.sku,
+            stock=self.stock,
+            duration_ms=self.duration_ms or 0,
+            seed=self.seed,
+            channels=self.channels,
+            bursts=self.bursts,
+            pins=self.pins,
+            policy=self.policy,
+            arrivals_file=None if self.arrivals is None else base_dir / self.arrivals,
+        )
+
+
 # --- loading ----------------------------------------------------------------------------
 
 
@@ -167,251 +340,38 @@ def parse_trace(text: str, *, source: str = "<trace>", base_dir: Path | None = N
     """Validate a scenario's TOML text; a relative ``arrivals`` path is taken from
     ``base_dir`` (the trace file's directory)."""
     try:
-        data = tomllib.loads(text)
+        trace = _TraceFile.model_validate(tomllib.loads(text))
     except tomllib.TOMLDecodeError as error:
         raise TraceError(source, [f"not valid TOML: {error}"]) from None
-    reader = _Reader()
-    scenario = reader.scenario(data, base_dir or Path.cwd())
-    if reader.problems or scenario is None:
-        raise TraceError(source, reader.problems)
-    return scenario
+    except ValidationError as error:
+        raise TraceError(source, [_describe(detail) for detail in error.errors()]) from None
+    return trace.scenario(base_dir or Path.cwd())
 
 
-_TOP = {"name", "sku", "stock", "duration_ms", "seed", "arrivals", "policy", "channels"}
-_TOP |= {"bursts", "pins"}
-_CHANNEL = {"name", "hear_delay_ms", "push_delay_ms", "pushes_per_s", "buyers"}
-_CHANNEL |= {"ratio", "plus", "floor", "ceiling"}
-_BUYERS = {"process", "rate_per_s", "quantity"}
-_BURST = {"channel", "start_ms", "duration_ms", "multiplier"}
-_PIN = {"channel", "at_ms", "duration_ms", "expected_units_per_s"}
-_POLICY = set(PolicySettings.__dataclass_fields__)
+_MESSAGES = {
+    "missing": "missing",
+    "extra_forbidden": "unknown key",
+    "unexpected_keyword_argument": "unknown key",
+    "int_type": "must be an integer, not {input!r}",
+    "float_type": "must be a number, not {input!r}",
+    "string_type": "must be a string, not {input!r}",
+    "greater_than": "must be greater than {gt:g}",
+    "greater_than_equal": "must be at least {ge:g}",
+    "less_than_equal": "must be at most {le:g}",
+    "enum": "must be one of {expected}",
+    "model_type": "must be a table",
+    "dataclass_type": "must be a table",
+    "tuple_type": "must be an array",
+}
+"""pydantic's messages in the file's words, by error type (pydantic's own otherwise)."""
 
 
-class _Reader:
-    """Reads one value at a time, noting every problem instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
-
-    def keys(self, table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-        for key in sorted(set(table) - allowed):
-            self.problem(f"{where}.{key}" if where else key, "unknown key")
-
-    def value(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        where: str,
-        kind: type | tuple[type, ...],
-        default: Any = None,
-        *,
-        required: bool = False,
-        check: Callable[[Any], str | None] | None = None,
-    ) -> Any:
-        name = f"{where}.{key}" if where else key
-        if key not in table:
-            if required:
-                self.problem(name, "missing")
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are not numbers, and an integer is a fine float.
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds) or (float in kinds and isinstance(value, int))
-        if not ok:
-            names = " or ".join(_type_name(k) for k in kinds)
-            self.problem(name, f"must be {names}, not {value!r}")
-            return default
-        message = check(value) if check is not None else None
-        if message is not None:
-            self.problem(name, message)
-            return default
-        return float(value) if kinds == (float,) else value
-
-    def tables(self, data: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
-        entries = data.get(key, [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            self.problem(key, f"must be an array of tables ([[{key}]])")
-            return []
-        return [(f"{key}[{index}]", entry) for index, entry in enumerate(entries)]
-
-    def scenario(self, data: Mapping[str, Any], base_dir: Path) -> Scenario | None:
-        self.keys(data, _TOP, "")
-        name = self.value(data, "name", "", str, "trace")
-        sku = self.value(data, "sku", "", str, "sku", check=_nonempty)
-        stock = self.value(data, "stock", "", int, 0, required=True, check=_positive)
-        seed = self.value(data, "seed", "", int, 0)
-        arrivals = self.value(data, "arrivals", "", str, None, check=_nonempty)
-        duration = self.value(
-            data, "duration_ms", "", int, 0, required=arrivals is None, check=_positive
-        )
-        policy = self.policy(data.get("policy", {}))
-        channels = [self.channel(entry, where) for where, entry in self.tables(data, "channels")]
-        known = [c.name for c in channels if c is not None]
-        if not channels:
-            self.problem("channels", "at least one [[channels]] is needed")
-        for duplicate in sorted({n for n in known if known.count(n) > 1}):
-            self.problem("channels", f"{duplicate!r} is declared more than once")
-        ratios = sum(c.ratio for c in channels if c is not None and c.ratio is not None)
-        if ratios > 1.0 + 1e-9:
-            self.problem("channels", f"the ratios add up to {ratios:g}, more than 1")
-        bursts = [self.burst(entry, where, known) for where, entry in self.tables(data, "bursts")]
-        pins = [self.pin(entry, where, known) for where, entry in self.tables(data, "pins")]
-        arrivals_file = None
-        if arrivals is not None:
-            arrivals_file = base_dir / arrivals
-            if bursts:
-                self.problem("bursts", "bursts shape generated buyers; not allowed with arrivals")
-            for channel in channels:
-                if channel is not None and channel.buyers.process is not Process.NONE:
-                    self.problem(
-                        f"channels.{channel.name}.buyers",
-                        "generated buyers are not allowed with a recorded arrivals file",
-                    )
-        if self.problems:
-            return None
-        return Scenario(
-            name=name,
-            sku=sku,
-            stock=stock,
-            duration_ms=duration,
-            seed=seed,
-            channels=tuple(c for c in channels if c is not None),
-            bursts=tuple(b for b in bursts if b is not None),
-            pins=tuple(p for p in pins if p is not None),
-            policy=policy,
-            arrivals_file=arrivals_file,
-        )
-
-    def policy(self, table: Any) -> PolicySettings:
-        if not isinstance(table, dict):
-            self.problem("policy", "must be a table ([policy])")
-            return PolicySettings()
-        self.keys(table, _POLICY, "policy")
-        d = PolicySettings()
-        return PolicySettings(
-            refresh_ms=self.value(
-                table, "refresh_ms", "policy", int, d.refresh_ms, check=_positive
-            ),
-            lease_units=self.value(
-                table, "lease_units", "policy", int, d.lease_units, check=_positive
-            ),
-            min_buffer=self.value(
-                table, "min_buffer", "policy", int, d.min_buffer, check=_not_negative
-            ),
-            cover=self.value(table, "cover", "policy", float, d.cover, check=_positive),
-            rate_half_life_ms=self.value(
-                table, "rate_half_life_ms", "policy", int, d.rate_half_life_ms, check=_positive
-            ),
-            dry_claw_ratio=self.value(
-                table, "dry_claw_ratio", "policy", float, d.dry_claw_ratio, check=_positive
-            ),
-        )
-
-    def channel(self, table: Mapping[str, Any], where: str) -> ChannelSpec | None:
-        before = len(self.problems)
-        self.keys(table, _CHANNEL, where)
-        name = self.value(table, "name", where, str, "", required=True, check=_nonempty)
-        hear = self.value(table, "hear_delay_ms", where, int, 0, required=True, check=_not_negative)
-        push = self.value(table, "push_delay_ms", where, int, 0, required=True, check=_not_negative)
-        pushes = self.value(
-            table, "pushes_per_s", where, float, 0.0, required=True, check=_positive
-        )
-        ratio = self.value(table, "ratio", where, float, None, check=_fraction)
-        plus = self.value(table, "plus", where, int, 0)
-        floor = self.value(table, "floor", where, int, 0, check=_not_negative)
-        ceiling = self.value(table, "ceiling", where, int, None, check=_not_negative)
-        buyers = self.buyers(table.get("buyers", {}), f"{where}.buyers")
-        if len(self.problems) > before:
-            return None
-        return ChannelSpec(name, hear, push, pushes, buyers, ratio, plus, floor, ceiling)
-
-    def buyers(self, table: Any, where: str) -> Buyers:
-        if not isinstance(table, dict):
-            self.problem(where, "must be a table")
-            return Buyers()
-        self.keys(table, _BUYERS, where)
-        choices = ", ".join(p.value for p in Process)
-        process = self.value(
-            table,
-            "process",
-            where,
-            str,
-            Process.NONE.value,
-            check=lambda v: None if v in set(Process) else f"must be one of {choices}",
-        )
-        rate = self.value(table, "rate_per_s", where, float, 0.0, check=_not_negative)
-        if process != Process.NONE and "rate_per_s" not in table:
-            self.problem(f"{where}.rate_per_s", "missing")
-        quantity = self.value(table, "quantity", where, (int, list), 1, check=_quantity)
-        low, high = (quantity, quantity) if isinstance(quantity, int) else quantity
-        return Buyers(Process(process), rate, low, high)
-
-    def burst(self, table: Mapping[str, Any], where: str, known: list[str]) -> Burst | None:
-        before = len(self.problems)
-        self.keys(table, _BURST, where)
-        channel = self.value(table, "channel", where, str, "", required=True, check=_in(known))
-        start = self.value(table, "start_ms", where, int, 0, required=True, check=_not_negative)
-        duration = self.value(table, "duration_ms", where, int, 0, required=True, check=_positive)
-        multiplier = self.value(
-            table, "multiplier", where, float, 1.0, required=True, check=_positive
-        )
-        if len(self.problems) > before:
-            return None
-        return Burst(channel, start, duration, multiplier)
-
-    def pin(self, table: Mapping[str, Any], where: str, known: list[str]) -> Pin | None:
-        before = len(self.problems)
-        self.keys(table, _PIN, where)
-        channel = self.value(table, "channel", where, str, "", required=True, check=_in(known))
-        at = self.value(table, "at_ms", where, int, 0, required=True, check=_not_negative)
-        duration = self.value(table, "duration_ms", where, int, 0, required=True, check=_positive)
-        rate = self.value(
-            table, "expected_units_per_s", where, int, 0, required=True, check=_positive
-        )
-        if len(self.problems) > before:
-            return None
-        return Pin(channel, at, duration, rate)
-
-
-def _type_name(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
-        kind, kind.__name__
+def _describe(detail: ErrorDetails) -> str:
+    """``channels[0].buyers.quantity: <message>``."""
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in detail["loc"])
+    template = _MESSAGES.get(detail["type"])
+    context = detail.get("ctx", {})
+    message = (
+        detail["msg"] if template is None else template.format(input=detail["input"], **context)
     )
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _not_negative(value: float) -> str | None:
-    return None if value >= 0 else "must not be negative"
-
-
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value <= 1 else "must be between 0 and 1"
-
-
-def _nonempty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
-
-
-def _quantity(value: int | list[Any]) -> str | None:
-    if isinstance(value, int):
-        return _positive(value)
-    pair = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    if not pair or not 1 <= value[0] <= value[1]:
-        return "must be a positive integer or [min, max] with 1 <= min <= max"
-    return None
-
-
-def _in(known: list[str]) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        return None if value in known else f"{value!r} is not a declared channel"
-
-    return check
+    return f"{where.lstrip('.') or 'trace'}: {message}"

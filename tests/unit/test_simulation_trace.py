@@ -123,17 +123,19 @@ tempo = 1
         "channels[0].hear_delay_ms: must be an integer, not 'fast'",
         "channels[0].push_delay_ms: missing",
         "channels[0].pushes_per_s: must be greater than 0",
-        "channels[0].buyers.process: must be one of poisson, steady, none",
-        "channels[0].buyers.rate_per_s: must not be negative",
+        "channels[0].buyers.process: must be one of 'poisson', 'steady' or 'none'",
+        "channels[0].buyers.rate_per_s: must be at least 0",
         "channels[0].buyers.quantity: must be a positive integer or [min, max]",
-        "channels[1].ratio: must be between 0 and 1",
-        "bursts[0].channel: 'nowhere' is not a declared channel",
+        "channels[1].ratio: must be at most 1",
         "bursts[0].duration_ms: must be greater than 0",
         "pins[0].duration_ms: missing",
         "pins[0].expected_units_per_s: missing",
     ]
     for start in expected:
         assert any(problem.startswith(start) for problem in problems), (start, problems)
+    # The burst's channel is checked once the channels themselves are valid, so the
+    # invalid channel "a" does not make the pin's "a" look undeclared.
+    assert len(problems) == len(expected)
 
 
 def test_channel_names_must_be_unique_and_ratios_fit() -> None:
@@ -147,14 +149,46 @@ def test_channel_names_must_be_unique_and_ratios_fit() -> None:
     assert "channels: the ratios add up to 1.3, more than 1" in problems
 
 
+def test_bursts_and_pins_must_name_declared_channels() -> None:
+    text = MINIMAL.replace("stock = 10", "stock = 0")
+    text += '[[bursts]]\nchannel = "nowhere"\nstart_ms = 0\nduration_ms = 1\nmultiplier = 2\n'
+    text += '[[pins]]\nchannel = "room"\nat_ms = 0\nduration_ms = 1\nexpected_units_per_s = 1\n'
+    text += '[[pins]]\nchannel = "hall"\nat_ms = 0\nduration_ms = 1\nexpected_units_per_s = 1\n'
+
+    assert problems_of(text) == (
+        "stock: must be greater than 0",
+        "bursts[0].channel: 'nowhere' is not a declared channel",
+        "pins[1].channel: 'hall' is not a declared channel",
+    )
+
+
+def test_buyers_need_a_rate_and_a_positive_quantity() -> None:
+    text = MINIMAL + 'buyers = { process = "poisson", quantity = 0, speed = 1 }\n'
+
+    assert problems_of(text) == (
+        "channels[0].buyers.rate_per_s: missing",
+        "channels[0].buyers.quantity[0]: must be greater than 0",
+        "channels[0].buyers.quantity[1]: must be greater than 0",
+        "channels[0].buyers.speed: unknown key",
+    )
+
+
 def test_a_trace_needs_a_channel() -> None:
     assert problems_of("stock = 1\nduration_ms = 1\n") == (
         "channels: at least one [[channels]] is needed",
     )
 
 
-def test_booleans_are_not_numbers() -> None:
-    assert "stock: must be an integer, not True" in problems_of(MINIMAL.replace("10", "true", 1))
+def test_booleans_and_strings_are_not_numbers() -> None:
+    text = MINIMAL.replace("10", "true", 1).replace("pushes_per_s = 10", 'pushes_per_s = "10"')
+    text += "ratio = false\n[policy]\ncover = true\n"
+
+    assert sorted(problems_of(text)) == [
+        "channels[0].pushes_per_s: must be a number, not '10'",
+        "channels[0].ratio: must be a number, not False",
+        "policy.cover: must be a number, not True",
+        "stock: must be an integer, not True",
+    ]
 
 
 def test_recorded_arrivals_exclude_generated_buyers_and_bursts(tmp_path: Path) -> None:
@@ -165,7 +199,7 @@ def test_recorded_arrivals_exclude_generated_buyers_and_bursts(tmp_path: Path) -
     problems = problems_of(text)
 
     assert "bursts: bursts shape generated buyers; not allowed with arrivals" in problems
-    assert any(p.startswith("channels.room.buyers: generated buyers") for p in problems)
+    assert any(p.startswith("channels[0].buyers: generated buyers") for p in problems)
 
 
 def test_a_recorded_arrivals_trace_needs_no_duration(tmp_path: Path) -> None:
