@@ -300,8 +300,13 @@ class _Plan:
                 self.quotas[channel] = replace(self.quotas[channel], isolated=True)
             case IsolationEnded(channel) if channel in self.quotas:
                 self.ended = channel
+                # The flash sale's rate says nothing about the room's demand after it.
                 self.quotas[channel] = replace(
-                    self.quotas[channel], isolated=False, rate_per_s=0.0, rate_at_ms=self.now_ms
+                    self.quotas[channel],
+                    isolated=False,
+                    rate_per_s=0.0,
+                    drained_want=0.0,
+                    rate_at_ms=self.now_ms,
                 )
 
     # moving quota
