@@ -102,6 +102,8 @@ class AllocationSettings(_Frozen):
     """adaptive: a channel's quota covers rate x latency x cover."""
     rate_half_life_ms: Annotated[int, Field(ge=10)] = _ALLOCATION.rate_half_life_ms
     """How fast measured sales rates forget the past."""
+    dry_claw_ratio: Annotated[float, Field(gt=1)] = _ALLOCATION.dry_claw_ratio
+    """When the pool is dry, a channel outsold this many times gives its units back."""
 
 
 class ChannelSettings(_Frozen):

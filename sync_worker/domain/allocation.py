@@ -145,10 +145,6 @@ class Allocation:
                 return quota
         return None
 
-    @property
-    def out(self) -> int:
-        return sum(quota.out for quota in self.channels)
-
 
 @dataclass(frozen=True, slots=True)
 class QuotaChange:

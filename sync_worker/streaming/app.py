@@ -137,6 +137,7 @@ def decision_policies(settings: Settings) -> Policies:
             min_buffer=config.min_buffer,
             cover=config.cover,
             rate_half_life_ms=config.rate_half_life_ms,
+            dry_claw_ratio=config.dry_claw_ratio,
         )
 
     reserve = SafetyReserve(

@@ -119,7 +119,7 @@ class World:
         self.last_version = allocation.version
         assert all(change.delta != 0 for change in changes)
         if any(change.delta > 0 for change in changes):
-            assert allocation.out <= self.position.sellable
+            assert sum(q.out for q in allocation.channels) <= self.position.sellable
         last = {change.channel: change for change in changes}
         for name, change in last.items():
             quota = allocation.channel(name)

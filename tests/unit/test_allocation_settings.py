@@ -20,6 +20,7 @@ lease_units = 6
 min_buffer = 2
 cover = 4.0
 rate_half_life_ms = 500
+dry_claw_ratio = 20
 
 [[channels]]
 name = "tiktok-room-1"
@@ -51,6 +52,7 @@ def test_the_settings_become_the_policies_of_every_sku() -> None:
         min_buffer=2,
         cover=4.0,
         rate_half_life_ms=500,
+        dry_claw_ratio=20.0,
     )
     assert policies.allocation_for("serum") == expected
     assert policies.allocation_for("flash-lipstick").kind is PolicyKind.FIXED_RATIO
@@ -77,6 +79,7 @@ def test_the_environment_picks_the_policy() -> None:
         ('[allocation]\nsku_policies = { a = "nope" }\n', "allocation.sku_policies.a"),
         ("[allocation]\nlease_units = 0\n", "allocation.lease_units"),
         ("[allocation]\ncover = 0.5\n", "allocation.cover"),
+        ("[allocation]\ndry_claw_ratio = 1\n", "allocation.dry_claw_ratio"),
         ('[[channels]]\nname = "a"\nconnector = "x"\nratio = 1.5\n', "channels.0.ratio"),
         ('[[channels]]\nname = "a"\nconnector = "x"\nlatency_ms = 0\n', "channels.0.latency_ms"),
     ],
