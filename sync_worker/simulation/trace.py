@@ -185,9 +185,6 @@ class Scenario:
     arrivals_file: Path | None = None
     """Replay these recorded buyers instead of generating them."""
 
-    def channel(self, name: str) -> ChannelSpec:
-        return next(spec for spec in self.channels if spec.name == name)
-
     def allocation_policy(self, kind: PolicyKind) -> AllocationPolicy:
         """The allocator's configuration for ``kind``; each channel's latency is its
         hear delay plus its push delay."""
