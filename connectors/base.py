@@ -7,8 +7,8 @@ group exactly like third-party ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol, Self, runtime_checkable
 
@@ -25,8 +25,11 @@ class WriteMode(StrEnum):
     COMPARE_AND_SWAP = "compare_and_swap"
     """Read the count, set count + ``delta`` only if it is unchanged, retry on conflict."""
     ABSOLUTE = "absolute"
-    """Set the count to ``quantity`` outright. Resurrects units sold while the write was in
-    flight, so a connector declares it only where the platform sells nothing on its own."""
+    """Set the count outright, where the platform offers nothing safer. Setting
+    ``quantity`` resurrects every unit sold since stockcast last heard, so a connector to a
+    platform that sells on its own sets a fresh read plus ``delta`` instead, and resends
+    that same count on a retry of the same ``idempotency_key``: only units sold within
+    that one round trip are at risk, and drift repair finds them."""
 
 
 _PREFERENCE = (WriteMode.DELTA, WriteMode.COMPARE_AND_SWAP, WriteMode.ABSOLUTE)
@@ -96,6 +99,31 @@ class Rejected(ConnectorError):
     """The platform refused the write for good (bad SKU, bad credentials): do not retry."""
 
 
+class QuotaExhausted(ConnectorError):
+    """The platform's call quota (daily, hourly) is spent: retrying before ``reset_after``
+    seconds only burns goodwill, so the channel's circuit opens until then."""
+
+    def __init__(self, message: str, reset_after: float) -> None:
+        super().__init__(message)
+        self.reset_after = reset_after
+
+
+class VerificationFailed(ConnectorError):
+    """An inbound delivery is not provably from the platform: it must not reach Kafka."""
+
+
+class SignatureInvalid(VerificationFailed):
+    """The signature is missing or does not match the body."""
+
+
+class ReplayRejected(VerificationFailed):
+    """Signed correctly, but its timestamp is outside the platform's window: a replay."""
+
+
+class MalformedPayload(ConnectorError):
+    """Verified, but not in the shape the platform documents."""
+
+
 @runtime_checkable
 class Connector(Protocol):
     """An outbound connector: pushes stock changes to one platform.
@@ -111,8 +139,13 @@ class Connector(Protocol):
     platform: ClassVar[str]
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> Self:
-        """Build from the channel's connector options (base URL, credentials…)."""
+    def from_options(
+        cls, options: Mapping[str, str], listings: Mapping[str, str] | None = None
+    ) -> Self:
+        """Build from the channel's connector options (base URL, credentials…) and its
+        listings: stockcast SKU -> the platform's reference for it (connector-specific
+        text, e.g. ``"<product_id>:<sku_id>"``). A SKU without a listing is not sold there.
+        """
         ...
 
     @property
@@ -126,4 +159,110 @@ class Connector(Protocol):
         """Apply ``update`` in ``mode`` and say what the platform really applied."""
         ...
 
+    async def read_stock(self, channel: str, skus: Sequence[str]) -> Mapping[str, int]:
+        """What the platform shows now in ``channel`` for each listed SKU of ``skus``;
+        drift repair compares it with what stockcast believes the channel shows."""
+        ...
+
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """A webhook delivery exactly as received: verification runs over these raw bytes.
+
+    ``headers`` keys are lower-case.
+    """
+
+    headers: Mapping[str, str]
+    body: bytes
+    query: Mapping[str, str] = field(default_factory=dict)
+    received_at_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InboundResponse:
+    """What the platform expects as an acknowledgement (status, body, content type)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+class OrderStatus(StrEnum):
+    """Where an order stands, in stockcast's words; each platform's statuses map onto it."""
+
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformOrderLine:
+    """One line of a platform order; ``sku`` is stockcast's SKU (None when the platform's
+    item is not one stockcast knows: no listing and no seller SKU)."""
+
+    line_id: str
+    sku: str | None
+    quantity: int
+    platform_sku: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformOrder:
+    """An order as the platform describes it now (hydrated)."""
+
+    order_id: str
+    status: OrderStatus
+    platform_status: str
+    buyer_id: str
+    region: str | None
+    lines: tuple[PlatformOrderLine, ...]
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One verified notification about one order.
+
+    ``notification_id`` is the platform's delivery id (dedupe key). ``order`` is the full
+    order when the platform sends it (Shopify); None when the notification is thin and the
+    order must be fetched (``hydrate``). ``occurred_at_ms`` orders notifications of one
+    order.
+    """
+
+    notification_id: str
+    shop_id: str
+    order_id: str
+    occurred_at_ms: int
+    order: PlatformOrder | None = None
+
+
+@runtime_checkable
+class InboundConnector(Protocol):
+    """An inbound connector: turns a platform's webhook deliveries into orders.
+
+    Contract: ``verify`` runs first, over the raw bytes, in constant time, and raises
+    ``VerificationFailed`` for anything not provably from the platform or outside its
+    timestamp window; ``decode`` raises ``MalformedPayload`` and returns only order
+    notifications (others are acknowledged and dropped); ``hydrate`` fetches the order a
+    thin notification names and raises ``ConnectorError`` subclasses only.
+    """
+
+    platform: ClassVar[str]
+
+    @property
+    def shop_id(self) -> str:
+        """The shop this connector's channel is; notifications are routed by it."""
+        ...
+
+    def verify(self, request: InboundRequest, now_s: float) -> None: ...
+
+    def decode(self, request: InboundRequest) -> list[Notification]: ...
+
+    def acknowledge(self, accepted: bool) -> InboundResponse:
+        """The answer the platform expects; a refusal makes it redeliver later."""
+        ...
+
+    async def hydrate(self, notification: Notification) -> PlatformOrder: ...
