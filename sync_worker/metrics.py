@@ -26,6 +26,11 @@ class Metrics:
     quota_changes: Counter
     reclaims: Counter
     worker_up: Gauge
+    webhooks: Counter
+    live_subscribers: Gauge
+    rate_limit_waits: Counter
+    circuit_open: Gauge
+    drift_repairs: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -93,6 +98,39 @@ class Metrics:
             worker_up=Gauge(
                 "stockcast_worker_up",
                 "1 while the worker is running and assigned its partitions.",
+                registry=registry,
+            ),
+            webhooks=Counter(
+                "stockcast_webhooks_total",
+                "Webhook deliveries received, by platform and outcome (accepted, "
+                "forged: bad signature, replayed: outside the timestamp window, too_large, "
+                "malformed, unknown_shop, unavailable: could not be stored, retry later).",
+                ["platform", "outcome"],
+                registry=registry,
+            ),
+            live_subscribers=Gauge(
+                "stockcast_live_subscribers",
+                "Live-room stream subscribers connected now, by protocol (sse, websocket).",
+                ["protocol"],
+                registry=registry,
+            ),
+            rate_limit_waits=Counter(
+                "stockcast_rate_limit_waits_seconds_total",
+                "Seconds writes waited for a platform's rate limit, ours or its own hint.",
+                ["connector"],
+                registry=registry,
+            ),
+            circuit_open=Gauge(
+                "stockcast_connector_circuit_open",
+                "1 while a channel's writes are paused because its platform quota is spent.",
+                ["channel"],
+                registry=registry,
+            ),
+            drift_repairs=Counter(
+                "stockcast_drift_repairs_total",
+                "Read-backs that found a platform showing more than stockcast granted, "
+                "by connector; each is corrected by a reduction.",
+                ["connector"],
                 registry=registry,
             ),
         )

@@ -16,7 +16,13 @@ TEST_PORT = 19092
 TEST_CONTROLLER_PORT = 19192
 
 # Layer by directory, so `-m unit` never needs a broker and no test forgets its marker.
-_LAYER_MARKERS = {"unit": "unit", "property": "unit", "integration": "integration", "e2e": "e2e"}
+_LAYER_MARKERS = {
+    "unit": "unit",
+    "property": "unit",
+    "contract": "unit",  # connectors against their mock platforms on loopback, no broker
+    "integration": "integration",
+    "e2e": "e2e",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
