@@ -68,6 +68,13 @@ class WorkerSettings(_Frozen):
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 10.0
     """How long a dead worker keeps its partitions before another takes them over."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    """Webhook bodies above this are refused (413) before they are read."""
+    webhook_ack_timeout_s: Annotated[float, Field(gt=0, le=30)] = 2.5
+    """How long a webhook may wait for Kafka before it is refused (503, the platform
+    redelivers); below every platform's own timeout (Kuaishou 3 s, Shopify 5 s)."""
+    hydrate_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    """Notifications hydrated at once (each may call the platform's order API)."""
 
 
 class LedgerSettings(_Frozen):
@@ -113,6 +120,10 @@ class ChannelSettings(_Frozen):
     connector: Annotated[str, Field(min_length=1)]
     options: _ReadOnly[str] = Field(default_factory=dict)
     secrets: _ReadOnly[SecretStr] = Field(default_factory=dict)
+    listings: _ReadOnly[str] = Field(default_factory=dict)
+    """stockcast SKU -> the platform's listing, in the connector's format (README)."""
+    writes_per_s: Annotated[float, Field(gt=0)] | None = None
+    """Cap on stock writes per second to this channel (the platform's published limit)."""
     ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     """static / fixed_ratio: share of sellable (default: an equal share of the rest)."""
     plus: int = 0

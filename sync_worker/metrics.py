@@ -70,7 +70,8 @@ class Metrics:
                 "stockcast_pushes_total",
                 "Stock writes to platforms, by connector and result "
                 "(ok, deferred: every attempt failed and it will be retried, "
-                "rejected: refused for good, error: the connector broke its contract).",
+                "rejected: refused for good, error: the connector broke its contract, "
+                "dead_lettered: given up after every round failed).",
                 ["connector", "result"],
                 registry=registry,
             ),
@@ -128,8 +129,8 @@ class Metrics:
             ),
             drift_repairs=Counter(
                 "stockcast_drift_repairs_total",
-                "Read-backs that found a platform showing more than stockcast granted, "
-                "by connector; each is corrected by a reduction.",
+                "Read-backs that found a channel showing more than its quota, by connector; "
+                "the allocator reclaims the excess once a second read-back confirms it.",
                 ["connector"],
                 registry=registry,
             ),

@@ -7,8 +7,11 @@ Increases queued behind it coalesce into one write; a reduction is always writte
 because the allocator holds its units until the publisher reports, as a
 ``ReclaimSettled``, how many the platform really took off display. A retry resends the
 very same write (same idempotency key), so it can never apply twice; a write that keeps
-failing stays first in its SKU's line and is tried again later, never dropped. Slow
-platforms delay only their own channel, never the ledger.
+failing stays first in its SKU's line and is tried again later; after
+``max_deferrals`` such rounds it goes to the dead-letter topic with the reason (a reduction
+is then settled as 0 removed, the safe side). Each channel writes no faster than its rate
+limit, and a platform whose call quota is spent pauses only its own channel (the circuit)
+until the quota resets. Slow platforms delay only their own channel, never the ledger.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final
 
+from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -33,6 +38,7 @@ from connectors.base import (
     Connector,
     ConnectorError,
     PushResult,
+    QuotaExhausted,
     RateLimited,
     Rejected,
     StockUpdate,
@@ -40,16 +46,25 @@ from connectors.base import (
     WriteMode,
     choose_write_mode,
 )
-from sync_worker.domain.events import ReclaimSettled, StockQuotaChanged
+from sync_worker.domain.events import ChannelObserved, ReclaimSettled, StockQuotaChanged
 from sync_worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 OnSettled = Callable[[ReclaimSettled], Awaitable[None]]
 """Receives the outcome of every quota reduction; the allocator holds its units until then."""
+OnObserved = Callable[[ChannelObserved], Awaitable[None]]
+"""Receives read-backs that show a channel above its quota, for the allocator to judge."""
+OnDeadLetter = Callable[[StockUpdate, str], Awaitable[None]]
+"""Receives a write given up on, with the last error (free of secrets, by contract)."""
 
 RETRY_LATER_S: Final = 5.0
 """Pause before a write that failed every attempt is tried again."""
+READ_BACK_S: Final = 30.0
+"""How often each channel's counts are read back and compared with its quotas."""
+READ_BACK_BATCH: Final = 100
+MAX_DEFERRALS: Final = 12
+"""Rounds of failed attempts before a write is dead-lettered (about a minute by default)."""
 SETTLED_BY: Final = "publisher"
 _MAX_ATTEMPTS: Final = 5
 _backoff = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)
@@ -70,12 +85,19 @@ class _Channel:
     queued: dict[str, deque[StockQuotaChanged]] = field(default_factory=dict)
     newest: dict[str, int] = field(default_factory=dict)
     """The highest version offered per SKU: anything not above it is a redelivery."""
+    quota: dict[str, int] = field(default_factory=dict)
+    """The quota of that newest change: what the channel shows once it lands."""
     parked: dict[str, StockUpdate] = field(default_factory=dict)
     """A write that failed every attempt: resent as is, before anything newer of its SKU."""
     deferred: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     ready: dict[str, None] = field(default_factory=dict)
     """SKUs with something to write, oldest first (a dict as an ordered set)."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    limiter: AsyncLimiter | None = None
+    deferrals: dict[str, int] = field(default_factory=dict)
+    """Rounds the parked write of a SKU has failed so far."""
+    paused_until: float = 0.0
+    """Loop time until which the platform's quota is spent (the circuit is open)."""
 
     def schedule(self, sku: str) -> None:
         if sku not in self.deferred:
@@ -137,17 +159,37 @@ class Publisher:
         metrics: Metrics,
         on_settled: OnSettled,
         *,
+        on_dead_letter: OnDeadLetter | None = None,
+        on_observed: OnObserved | None = None,
+        read_back_s: float = READ_BACK_S,
+        writes_per_s: Mapping[str, float] = MappingProxyType({}),
         retry_later_s: float = RETRY_LATER_S,
+        max_deferrals: int = MAX_DEFERRALS,
     ) -> None:
+        """``writes_per_s`` caps a channel's write rate (a leaky bucket that allows a
+        burst of one second's worth); channels not named write as fast as answers come."""
         self._channels = {
-            name: _Channel(name, connector, choose_write_mode(connector.write_modes))
+            name: _Channel(
+                name,
+                connector,
+                choose_write_mode(connector.write_modes),
+                limiter=AsyncLimiter(max(1.0, writes_per_s[name]), 1.0)
+                if name in writes_per_s
+                else None,
+            )
             for name, connector in channels
         }
         if len(self._channels) != len(channels):
             raise ValueError("each channel may be listed only once")
+        if unknown := set(writes_per_s) - set(self._channels):
+            raise ValueError(f"rate limits for unknown channels: {sorted(unknown)}")
         self._metrics = metrics
         self._on_settled = on_settled
+        self._on_dead_letter = on_dead_letter
+        self._on_observed = on_observed
+        self._read_back_s = read_back_s
         self._retry_later_s = retry_later_s
+        self._max_deferrals = max_deferrals
         self._tasks: list[asyncio.Task[None]] = []
 
     def write_mode(self, channel: str) -> WriteMode:
@@ -164,6 +206,7 @@ class Publisher:
             self._metrics.quota_changes.labels(platform, "duplicate").inc()
             return
         channel.newest[change.sku] = change.version
+        channel.quota[change.sku] = change.quota
         channel.queued.setdefault(change.sku, deque()).append(change)
         channel.schedule(change.sku)
         self._metrics.quota_changes.labels(platform, "queued").inc()
@@ -172,6 +215,9 @@ class Publisher:
         for channel in self._channels.values():
             await channel.connector.start()
             self._tasks.append(asyncio.create_task(self._drain(channel), name=channel.name))
+            if self._on_observed is not None:
+                read_back = self._read_back(channel, self._on_observed)
+                self._tasks.append(asyncio.create_task(read_back))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -185,10 +231,14 @@ class Publisher:
             await channel.connector.close()
 
     async def _drain(self, channel: _Channel) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await channel.wake.wait()
             channel.wake.clear()
             while channel.ready:
+                if (closed_in := channel.paused_until - loop.time()) > 0:
+                    await asyncio.sleep(closed_in)  # the platform's quota resets then
+                    self._metrics.circuit_open.labels(channel.name).set(0)
                 sku = next(iter(channel.ready))
                 del channel.ready[sku]
                 update = channel.next_write(sku)
@@ -197,17 +247,73 @@ class Publisher:
                 if sku in channel.queued:
                     channel.schedule(sku)  # behind the other SKUs already waiting
 
+    async def _push(self, channel: _Channel, update: StockUpdate) -> PushResult:
+        """One attempt, within the channel's rate limit."""
+        if channel.limiter is not None:
+            started = time.monotonic()
+            await channel.limiter.acquire()
+            self._metrics.rate_limit_waits.labels(channel.connector.platform).inc(
+                time.monotonic() - started
+            )
+        return await channel.connector.push_stock(update, channel.mode)
+
+    async def _read_back(self, channel: _Channel, report: OnObserved) -> None:
+        """Read the counts of every SKU pushed to the channel, and report those above their
+        quota. Safe beside the writes: a count read while a reduction is on its way is
+        still within what the allocator counts the channel as holding."""
+        while True:
+            await asyncio.sleep(self._read_back_s)
+            skus = list(channel.quota)
+            for start in range(0, len(skus), READ_BACK_BATCH):
+                batch = skus[start : start + READ_BACK_BATCH]
+                if channel.limiter is not None:
+                    await channel.limiter.acquire()
+                try:
+                    shown = await channel.connector.read_stock(channel.name, batch)
+                except ConnectorError as error:
+                    log.warning("read-back of %s failed, next round: %s", channel.name, error)
+                    break
+                for sku, displayed in shown.items():
+                    if displayed > channel.quota.get(sku, displayed):
+                        self._metrics.drift_repairs.labels(channel.connector.platform).inc()
+                        await report(
+                            ChannelObserved(
+                                event_id=f"observed:{channel.name}:{sku}:{time.time_ns()}",
+                                sku=sku,
+                                event_time_ms=int(time.time() * 1000),
+                                actor=SETTLED_BY,
+                                channel=channel.name,
+                                displayed=displayed,
+                            )
+                        )
+
+    def _count_platform_wait(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited):
+            connector = state.args[0].connector  # _push(channel, update)
+            self._metrics.rate_limit_waits.labels(connector.platform).inc(state.upcoming_sleep)
+
     async def _write(self, channel: _Channel, update: StockUpdate) -> None:
         platform = channel.connector.platform
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((TransientError, RateLimited)),
             wait=_wait,
             stop=stop_after_attempt(_MAX_ATTEMPTS),
+            before_sleep=self._count_platform_wait,
             reraise=True,
         )
         try:
-            result: PushResult = await retrying(channel.connector.push_stock, update, channel.mode)
+            result: PushResult = await retrying(self._push, channel, update)
+        except QuotaExhausted as error:
+            # Retrying before the reset only burns the next quota: open the circuit.
+            log.warning("%s: platform quota spent, pausing writes: %s", channel.name, error)
+            channel.paused_until = asyncio.get_running_loop().time() + error.reset_after
+            self._metrics.circuit_open.labels(channel.name).set(1)
+            self._metrics.pushes.labels(platform, "deferred").inc()
+            channel.park(update, error.reset_after)
+            return
         except Rejected as error:
+            channel.deferrals.pop(update.sku, None)
             self._metrics.pushes.labels(platform, "rejected").inc()
             log.warning(
                 "%s refused %s v%d for good: %s", channel.name, update.sku, update.version, error
@@ -218,20 +324,35 @@ class Publisher:
         except ConnectorError as error:
             self._metrics.pushes.labels(platform, "deferred").inc()
             log.warning("write to %s failed, retrying later: %s", channel.name, error)
-            channel.park(update, self._retry_later_s)
+            await self._defer(channel, update, str(error))
             return
-        except Exception:
+        except Exception as error:
             # A connector breaking its contract must neither stop its channel nor lose a delta.
             self._metrics.pushes.labels(platform, "error").inc()
             log.exception("connector of %s broke its contract; retrying later", channel.name)
-            channel.park(update, self._retry_later_s)
+            await self._defer(channel, update, f"connector error: {type(error).__name__}")
             return
+        channel.deferrals.pop(update.sku, None)
         self._metrics.pushes.labels(platform, "ok").inc()
         self._metrics.push_latency.labels(platform).observe(
             max(0.0, time.time() - update.event_time_ms / 1000)
         )
         if update.delta < 0:
             await self._settle(channel, update, applied=-result.applied)
+
+    async def _defer(self, channel: _Channel, update: StockUpdate, error: str) -> None:
+        """Park the write for another round, or give it up to the dead-letter topic."""
+        rounds = channel.deferrals.get(update.sku, 0) + 1
+        if rounds <= self._max_deferrals or self._on_dead_letter is None:
+            channel.deferrals[update.sku] = rounds
+            channel.park(update, self._retry_later_s)
+            return
+        del channel.deferrals[update.sku]
+        self._metrics.pushes.labels(channel.connector.platform, "dead_lettered").inc()
+        log.error("gave up on %s v%d to %s: %s", update.sku, update.version, channel.name, error)
+        await self._on_dead_letter(update, error)
+        if update.delta < 0:
+            await self._settle(channel, update, applied=0)  # units stay held: the safe side
 
     async def _settle(self, channel: _Channel, update: StockUpdate, applied: int) -> None:
         requested = -update.delta

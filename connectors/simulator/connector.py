@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Final, NamedTuple, Self, TypeVar
 
 import aiohttp
@@ -83,7 +83,10 @@ class SimulatorConnector:
         self._closed = False
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> Self:
+    def from_options(
+        cls, options: Mapping[str, str], listings: Mapping[str, str] | None = None
+    ) -> Self:
+        """The simulator lists every SKU under stockcast's own code: ``listings`` is unused."""
         base_url = options.get("base_url")
         if not base_url:
             raise ValueError("the simulator connector needs the option 'base_url'")
@@ -116,6 +119,14 @@ class SimulatorConnector:
             "wrote %s/%s v%d %s: %s", update.channel, update.sku, update.version, mode, result
         )
         return result
+
+    async def read_stock(self, channel: str, skus: Sequence[str]) -> Mapping[str, int]:
+        """One GET per SKU: the simulator has no batch read."""
+        counts = {}
+        for sku in skus:
+            answer = await self._send("GET", stock_path(channel, sku))
+            counts[sku] = _decoded(decode_count, _success(answer)).displayed
+        return counts
 
     async def close(self) -> None:
         self._closed = True

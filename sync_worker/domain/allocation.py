@@ -75,6 +75,9 @@ class AllocationPolicy:
     dry_claw_ratio: float = 10.0
     """ADAPTIVE: when the pool is dry, a channel selling this many times slower than a
     hungry one gives its quota back."""
+    drift_confirm_ms: int = 5_000
+    """A read-back showing more than a channel holds is acted on only when another, at
+    least this much later, shows it too."""
 
     def rule(self, channel: str) -> ChannelRule:
         for rule in self.channels:
@@ -113,6 +116,9 @@ class ChannelQuota:
     granted_ms: int = -1
     """When the last top-up was granted (event time)."""
     isolated: bool = False
+    excess_seen: int = 0
+    """Units a read-back showed beyond ``out``, waiting for a second read-back to confirm."""
+    excess_seen_ms: int = -1
     pinned_until_ms: int = 0
     pinned_rate_per_s: float = 0.0
 
@@ -185,6 +191,14 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
+class Observed:
+    """A read-back: the platform shows ``displayed`` units in the channel."""
+
+    channel: str
+    displayed: int
+
+
+@dataclass(frozen=True, slots=True)
 class Pinned:
     channel: str
     until_ms: int
@@ -207,7 +221,7 @@ class StockMoved:
     """Sellable changed for a reason no channel caused (receipt, count, shipment...)."""
 
 
-Cause = Sold | Released | Settled | Pinned | Isolated | IsolationEnded | StockMoved
+Cause = Sold | Released | Settled | Observed | Pinned | Isolated | IsolationEnded | StockMoved
 
 
 def reallocate(
@@ -288,6 +302,8 @@ class _Plan:
                     out=max(0, quota.out - applied),
                     reclaiming=max(0, quota.reclaiming - requested),
                 )
+            case Observed(channel, displayed) if channel in self.quotas:
+                self.observe(channel, displayed)
             case Pinned(channel, until_ms, units_per_s) if channel in self.quotas:
                 self.quotas[channel] = replace(
                     self.quotas[channel], pinned_until_ms=until_ms, pinned_rate_per_s=units_per_s
@@ -314,6 +330,25 @@ class _Plan:
         quota = self.quotas[channel]
         self.quotas[channel] = replace(quota, out=quota.out + units, granted_ms=self.now_ms)
         self._emit(channel, units)
+
+    def observe(self, channel: str, displayed: int) -> None:
+        """A channel never shows more than ``out`` unless something went wrong; a cancel
+        the platform restored before we heard of it is the one innocent cause, and it is
+        heard within seconds. So an excess seen twice, ``drift_confirm_ms`` apart, is
+        counted as the channel's (no other channel is granted those units) and reclaimed.
+        """
+        quota = self.quotas[channel]
+        excess = displayed - quota.out
+        if excess <= 0:
+            self.quotas[channel] = replace(quota, excess_seen=0, excess_seen_ms=-1)
+        elif quota.excess_seen_ms < 0:
+            self.quotas[channel] = replace(quota, excess_seen=excess, excess_seen_ms=self.now_ms)
+        elif self.now_ms - quota.excess_seen_ms >= self.policy.drift_confirm_ms:
+            units = min(excess, quota.excess_seen)
+            self.quotas[channel] = replace(
+                quota, out=quota.out + units, excess_seen=0, excess_seen_ms=-1
+            )
+            self.reclaim(channel, units)
 
     def reclaim(self, channel: str, units: int) -> None:
         if units <= 0:

@@ -97,4 +97,6 @@ def cause_of(
             return allocation.IsolationEnded(event.channel)
         case events.ReclaimSettled() if fresh:
             return allocation.Settled(event.channel, event.requested, event.applied)
+        case events.ChannelObserved() if fresh:
+            return allocation.Observed(event.channel, event.displayed)
     return allocation.StockMoved() if step.level is not None else None

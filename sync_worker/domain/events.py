@@ -280,6 +280,18 @@ class ReclaimSettled(_AllocationEvent):
     applied: int = spec("Units actually taken off display.", minimum=0, maximum=MAX_STOCK)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelObserved(_AllocationEvent):
+    """A read-back of what the platform shows buyers in the channel. Units beyond what
+    stockcast let the channel hold (a lost reduction, a write that resurrected sold
+    units, a back-office edit) are taken back once a later read-back shows them too: a
+    cancellation the platform put back on display first is heard well before that."""
+
+    type: Literal["allocation.channel_observed"] = "allocation.channel_observed"
+    schema_version: Literal[1] = 1
+    displayed: int = spec("Units the platform shows buyers.", minimum=0, maximum=MAX_STOCK)
+
+
 OrderLineEvent = (
     OrderLinePlaced
     | OrderLinePaid
@@ -299,7 +311,7 @@ StockEvent = (
     | StockIncomingAnnounced
     | SafetyReserveChanged
 )
-AllocationEvent = ChannelPinned | StockIsolated | IsolationEnded | ReclaimSettled
+AllocationEvent = ChannelPinned | StockIsolated | IsolationEnded | ReclaimSettled | ChannelObserved
 SkuEvent = OrderLineEvent | StockEvent | AllocationEvent
 """Everything that arrives on the SKU-keyed input topic."""
 
@@ -327,6 +339,7 @@ ALLOCATION_EVENTS: tuple[type[AllocationEvent], ...] = (
     StockIsolated,
     IsolationEnded,
     ReclaimSettled,
+    ChannelObserved,
 )
 
 

@@ -32,6 +32,10 @@ AUDIT = "audit.v1"
 ORDER_DECISIONS = "order-decisions.v1"
 """Internal, keyed by order: the answers to lines of multi-line orders, gathered per order."""
 
+NOTIFICATIONS = "notifications.v1"
+"""Input, keyed by platform order: verified webhook notifications, before hydration into
+order-line events. Only the webhook ingress writes here, and only what it verified."""
+
 LEDGER_TABLE = "ledger"
 """Table: a SKU's position and the records of its order lines and stock movements
 (keys in ``streaming.state``), so all of a SKU's writes share one changelog partition."""
@@ -42,6 +46,7 @@ ORDERS_TABLE = "orders"
 LEDGER_AGENT = "ledger"
 ORDERS_AGENT = "orders"
 PUBLISHER_AGENT = "publisher"
+INBOUND_AGENT = "inbound"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class TopicNames:
     cancellation_requests: str
     audit: str
     order_decisions: str
+    notifications: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -66,6 +72,7 @@ class TopicNames:
             cancellation_requests=f"{prefix}.{CANCELLATION_REQUESTS}",
             audit=f"{prefix}.{AUDIT}",
             order_decisions=f"{prefix}.{ORDER_DECISIONS}",
+            notifications=f"{prefix}.{NOTIFICATIONS}",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -77,4 +84,5 @@ class TopicNames:
             self.cancellation_requests,
             self.audit,
             self.order_decisions,
+            self.notifications,
         )

@@ -41,6 +41,7 @@ ACTIONS = (
     *["land"] * 4,
     *["hear_sale"] * 3,
     *["hear_settlement"] * 2,
+    "read_back",
     "receive",
     "count_down",
     "pin",
@@ -195,6 +196,20 @@ class World:
             )
         )
 
+    def read_back(self, channel: str) -> None:
+        """A truthful read-back never finds drift: the platform shows at most what the
+        channel holds."""
+        self.hear(
+            events.ChannelObserved(
+                **self.common(),  # type: ignore[arg-type]
+                actor="publisher",
+                channel=channel,
+                displayed=self.displayed[channel],
+            )
+        )
+        quota = self.position.allocation.channel(channel)
+        assert quota is None or quota.excess_seen == 0, "a truthful read-back looked like drift"
+
     def drain(self, limit: int = 300) -> bool:
         """Deliver everything; True once nothing moves any more."""
         for _ in range(limit):
@@ -271,6 +286,8 @@ def play(world: World, initial: int, steps: list[tuple[str, str, int, int]]) -> 
                 world.land(channel)
             case "hear_settlement":
                 world.hear_settlement(number)
+            case "read_back":
+                world.read_back(channel)
             case "receive":
                 world.received += 1 + number % 20
                 world.hear(

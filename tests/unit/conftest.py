@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sync_worker.domain.events import (
+    ChannelObserved,
     ChannelPinned,
     InspectionResult,
     IsolationEnded,
@@ -214,8 +215,13 @@ class EventFactory:
             applied=applied,
         )
 
+    def observed(self, displayed: int, **where: Any) -> ChannelObserved:
+        return ChannelObserved(
+            **self._allocation(**{"actor": "publisher", **where}), displayed=displayed
+        )
+
     def every_input_type(self) -> list[SkuEvent]:
-        """One event of each of the 19 input types, all fields non-default where possible."""
+        """One event of each of the 20 input types, all fields non-default where possible."""
         return [
             self.placed(quantity=3, region="CN-31", order_line_count=2),
             self.paid(),
@@ -236,6 +242,7 @@ class EventFactory:
             self.isolated(100, channel="douyin-room-1"),
             self.isolation_ended(channel="douyin-room-1"),
             self.settled(version=4, requested=6, applied=5),
+            self.observed(9),
         ]
 
 

@@ -13,6 +13,7 @@ from sync_worker.domain.allocation import (
     ChannelRule,
     Isolated,
     IsolationEnded,
+    Observed,
     Pinned,
     PolicyKind,
     QuotaChange,
@@ -115,6 +116,60 @@ def test_a_settlement_after_the_sales_it_raced_with_ends_the_same() -> None:
         b = after.channel("b")
         assert b is not None
         assert (b.out, b.reclaiming) == (0, 0)
+
+
+# --- read-backs: a platform showing more than it holds ------------------------------------
+
+
+def drifted() -> tuple[Allocation, AllocationPolicy]:
+    """Channel b holds 3 of 10 units (static split, never refreshed during the test)."""
+    rules = policy(PolicyKind.STATIC, ChannelRule("b", ratio=0.3), refresh_ms=10**9)
+    return replace(held(Allocation(), b=3), refreshed_ms=0), rules
+
+
+def test_an_excess_seen_twice_is_counted_as_the_channels_and_reclaimed() -> None:
+    allocation, rules = drifted()
+
+    first, changes = reallocate(allocation, 10, Observed("b", 5), rules, 1_000)
+    assert changes == ()  # a cancellation restored on the platform is heard before long
+    second, changes = reallocate(first, 10, Observed("b", 6), rules, 1_000 + 5_000)
+
+    assert changes == (QuotaChange("b", 3, -2, 11),)  # the smaller excess of the two
+    b = second.channel("b")
+    assert b is not None
+    # The 2 units on display are the channel's until the platform says what it removed.
+    assert (b.out, b.reclaiming, b.quota) == (5, 2, 3)
+
+
+def test_an_excess_confirmed_too_soon_waits_for_the_confirmation_delay() -> None:
+    allocation, rules = drifted()
+
+    first, _ = reallocate(allocation, 10, Observed("b", 5), rules, 1_000)
+    _, changes = reallocate(first, 10, Observed("b", 5), rules, 1_000 + 4_999)
+
+    assert changes == ()
+
+
+def test_an_excess_that_went_away_is_forgotten() -> None:
+    allocation, rules = drifted()
+
+    first, _ = reallocate(allocation, 10, Observed("b", 5), rules, 1_000)
+    cleared, _ = reallocate(first, 10, Observed("b", 3), rules, 2_000)
+    again, changes = reallocate(cleared, 10, Observed("b", 5), rules, 7_000)
+
+    assert changes == ()  # a fresh suspicion, not the confirmation of the cleared one
+    b = again.channel("b")
+    assert b is not None
+    assert (b.excess_seen, b.excess_seen_ms) == (2, 7_000)
+
+
+def test_showing_less_than_held_is_never_drift() -> None:
+    allocation, rules = drifted()
+
+    first, _ = reallocate(allocation, 10, Observed("b", 0), rules, 1_000)
+    _, changes = reallocate(first, 10, Observed("b", 0), rules, 10_000)
+
+    assert changes == ()  # sales not heard yet look exactly like this
 
 
 def test_when_the_stock_shrinks_the_slowest_channels_give_back_first() -> None:

@@ -247,11 +247,13 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         "cancellation_requests": topics.cancellation_requests,
         "audit": topics.audit,
         "order_decisions": topics.order_decisions,
+        "notifications": topics.notifications,
     }
     assert seen["agents"] == {
         names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
         names.PUBLISHER_AGENT: [topics.stock_levels],
+        names.INBOUND_AGENT: [topics.notifications],
     }
     # One ledger table (positions and records share a changelog partition), one of orders.
     assert seen["tables"] == {
@@ -265,13 +267,17 @@ def test_the_persistent_names_never_change() -> None:
     assert (names.SKU_EVENTS, names.DECISIONS) == ("sku-events.v1", "decisions.v1")
     assert (names.STOCK_LEVELS, names.DEAD_LETTERS) == ("stock-levels.v1", "dead-letters.v1")
     assert (names.CANCELLATION_REQUESTS, names.AUDIT) == ("cancellation-requests.v1", "audit.v1")
-    assert names.ORDER_DECISIONS == "order-decisions.v1"
-    assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
-    assert (names.LEDGER_AGENT, names.ORDERS_AGENT, names.PUBLISHER_AGENT) == (
-        "ledger",
-        "orders",
-        "publisher",
+    assert (names.ORDER_DECISIONS, names.NOTIFICATIONS) == (
+        "order-decisions.v1",
+        "notifications.v1",
     )
+    assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
+    assert (
+        names.LEDGER_AGENT,
+        names.ORDERS_AGENT,
+        names.PUBLISHER_AGENT,
+        names.INBOUND_AGENT,
+    ) == ("ledger", "orders", "publisher", "inbound")
     assert names.TopicNames.for_prefix("shop-a").sku_events == "shop-a.sku-events.v1"
 
 
