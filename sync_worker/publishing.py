@@ -26,13 +26,7 @@ from types import MappingProxyType
 from typing import Final
 
 from aiolimiter import AsyncLimiter
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState
 
 from connectors.base import (
     Connector,
@@ -42,12 +36,12 @@ from connectors.base import (
     RateLimited,
     Rejected,
     StockUpdate,
-    TransientError,
     WriteMode,
     choose_write_mode,
 )
 from sync_worker.domain.events import ChannelObserved, ReclaimSettled, StockQuotaChanged
 from sync_worker.metrics import Metrics
+from sync_worker.retrying import platform_retrying
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +60,6 @@ READ_BACK_BATCH: Final = 100
 MAX_DEFERRALS: Final = 12
 """Rounds of failed attempts before a write is dead-lettered (about a minute by default)."""
 SETTLED_BY: Final = "publisher"
-_MAX_ATTEMPTS: Final = 5
-_backoff = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)
-
-
-def _wait(state: RetryCallState) -> float:
-    """Back off exponentially with jitter, but never sooner than the platform asked."""
-    error = state.outcome.exception() if state.outcome else None
-    hint = error.retry_after if isinstance(error, RateLimited) else 0.0
-    return max(hint, _backoff(state))
 
 
 @dataclass(eq=False)
@@ -295,13 +280,7 @@ class Publisher:
 
     async def _write(self, channel: _Channel, update: StockUpdate) -> None:
         platform = channel.connector.platform
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type((TransientError, RateLimited)),
-            wait=_wait,
-            stop=stop_after_attempt(_MAX_ATTEMPTS),
-            before_sleep=self._count_platform_wait,
-            reraise=True,
-        )
+        retrying = platform_retrying(before_sleep=self._count_platform_wait)
         try:
             result: PushResult = await retrying(self._push, channel, update)
         except QuotaExhausted as error:

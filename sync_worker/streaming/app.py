@@ -8,30 +8,44 @@ emit. Pushing to platforms happens in the publisher, outside the stateful stream
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
 import mode
+import orjson
 from aiohttp import web
 from faust.tables.manager import TableManager
 
 from connectors import registry
-from connectors.base import Connector
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    InboundConnector,
+    Notification,
+    PlatformOrder,
+    StockUpdate,
+)
+from sync_worker import inbound
 from sync_worker.config import Settings
 from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
-from sync_worker.domain.events import ReclaimSettled
+from sync_worker.domain.events import ChannelObserved, ReclaimSettled
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
+from sync_worker.retrying import platform_retrying
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.web.health import create_health_app
+from sync_worker.web.live import LiveHub, live_routes
 from sync_worker.web.stock import stock_routes
+from sync_worker.web.webhooks import webhook_routes
 
 
 @dataclass(frozen=True)
@@ -44,16 +58,20 @@ class StockcastApp:
 
 
 class _HttpService(mode.Service):
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(
+        self, app: web.Application, host: str, port: int, before_stop: Callable[[], None]
+    ) -> None:
         super().__init__()
         self._runner = web.AppRunner(app)
         self._host, self._port = host, port
+        self._before_stop = before_stop
 
     async def on_start(self) -> None:
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
 
     async def on_stop(self) -> None:
+        self._before_stop()  # ends the live streams, which would hold the shutdown open
         await self._runner.cleanup()
 
 
@@ -109,8 +127,20 @@ def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
     for channel in settings.channels:
         options = dict(channel.options)
         options.update({key: secret.get_secret_value() for key, secret in channel.secrets.items()})
-        built.append((channel.name, registry.load(channel.connector).from_options(options)))
+        connector = registry.load(channel.connector).from_options(options, channel.listings)
+        built.append((channel.name, connector))
     return built
+
+
+def inbound_by_platform(
+    channels: Sequence[tuple[str, Connector]],
+) -> dict[str, list[tuple[str, InboundConnector]]]:
+    """The channels whose connectors also receive webhooks, grouped by platform."""
+    grouped: dict[str, list[tuple[str, InboundConnector]]] = {}
+    for name, connector in channels:
+        if isinstance(connector, InboundConnector):
+            grouped.setdefault(connector.platform, []).append((name, connector))
+    return grouped
 
 
 def decision_policies(settings: Settings) -> Policies:
@@ -216,6 +246,27 @@ def create_app(
         metrics=metrics,
     )
     dead_letters = declared_topic(topics.dead_letters)
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        metrics.dead_letters.labels(letter.reason).inc()
+        await dead_letters.send(
+            key=None if letter.key is None else letter.key.encode(), value=codecs.encode(letter)
+        )
+
+    async def dead_letter_of(event: faust.EventT[bytes], reason: str, detail: str) -> None:
+        message = event.message
+        await dead_letter(
+            DeadLetter.of(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=event.key,
+                value=event.value,
+                reason=reason,
+                detail=detail,
+            )
+        )
+
     table = app.Table(names.LEDGER_TABLE, key_type=bytes, value_type=bytes)
     decoder = codecs.SkuEventDecoder()
     policies = decision_policies(settings)
@@ -226,17 +277,7 @@ def create_app(
             try:
                 sku_event = decoder.decode(event.key, event.value)
             except codecs.InvalidEvent as invalid:
-                letter = DeadLetter.of(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=event.key,
-                    value=event.value,
-                    reason=invalid.reason,
-                    detail=invalid.detail,
-                )
-                metrics.dead_letters.labels(invalid.reason).inc()
-                await dead_letters.send(key=event.key, value=codecs.encode(letter))
+                await dead_letter_of(event, invalid.reason, invalid.detail)
                 continue
             metrics.sku_events.labels(sku_event.type).inc()
             position_key = state.position_key(sku_event.sku)
@@ -285,24 +326,101 @@ def create_app(
 
     app.agent(outputs.order_decisions, name=names.ORDERS_AGENT)(orders_agent)
 
-    async def settled(report: ReclaimSettled) -> None:
-        # Back into the SKU's own stream: the reclaimed units become grantable there.
+    async def to_sku_stream(report: ReclaimSettled | ChannelObserved) -> None:
+        # Back into the SKU's own stream, where the allocator accounts for it.
         await sku_events.send(key=report.sku.encode(), value=codecs.encode(report))
 
+    async def push_given_up(update: StockUpdate, error: str) -> None:
+        await dead_letter(
+            DeadLetter.of(
+                topic=topics.stock_levels,
+                partition=-1,
+                offset=-1,
+                key=update.sku.encode(),
+                value=orjson.dumps(dataclasses.asdict(update)),
+                reason="push_failed",
+                detail=f"{update.channel}: {error}",
+            )
+        )
+
+    connectors = channels if channels is not None else build_connectors(settings)
     publisher = Publisher(
-        channels if channels is not None else build_connectors(settings), metrics, settled
+        connectors,
+        metrics,
+        to_sku_stream,
+        on_dead_letter=push_given_up,
+        on_observed=to_sku_stream,
+        writes_per_s={c.name: c.writes_per_s for c in settings.channels if c.writes_per_s},
     )
+    live = LiveHub()
 
     async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             change = codecs.decode_quota(value)
             if change is not None:
+                live.update(
+                    change.channel, change.sku, change.quota, change.version, change.event_time_ms
+                )
                 publisher.offer(change)
 
     # On the stock-levels topic, which every change feeds: an agent on a topic of its
     # own that stays idle (no channels, no sales) made faust commit input offsets
     # ahead of the ledger's changelog in the SIGKILL test (see the issue 4 note).
     app.agent(outputs.stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
+
+    notifications = declared_topic(topics.notifications)
+    receivers = inbound_by_platform(connectors)
+    receiver_of: Mapping[str, InboundConnector] = {
+        name: connector for pairs in receivers.values() for name, connector in pairs
+    }
+
+    async def accept(verified: list[tuple[str, str, Notification]]) -> None:
+        # Acknowledged only once Kafka has them: a refusal makes the platform redeliver.
+        sent = [
+            await notifications.send(
+                key=f"{platform}:{notification.order_id}".encode(),
+                value=inbound.encode_notification(channel, platform, notification),
+            )
+            for channel, platform, notification in verified
+        ]
+        await asyncio.gather(*sent)
+
+    async def hydrated(receiver: InboundConnector, notification: Notification) -> PlatformOrder:
+        if notification.order is not None:
+            return notification.order
+        # A thin notification: the platform's order API has the lines, buyer and region.
+        order: PlatformOrder = await platform_retrying()(receiver.hydrate, notification)
+        return order
+
+    async def inbound_agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                channel, platform, notification = inbound.decode_notification(event.value)
+                receiver = receiver_of[channel]
+            except inbound.InvalidNotification as invalid:
+                await dead_letter_of(event, "invalid_notification", str(invalid))
+                continue
+            except KeyError:
+                await dead_letter_of(event, "unknown_channel", "no inbound connector serves it")
+                continue
+            try:
+                order = await hydrated(receiver, notification)
+            except ConnectorError as error:
+                await dead_letter_of(event, "hydration_failed", str(error))
+                continue
+            translated = inbound.order_events(platform, channel, order)
+            for sku_event in translated.events:
+                await sku_events.send(key=sku_event.sku.encode(), value=codecs.encode(sku_event))
+            for line in translated.unknown_lines:
+                await dead_letter_of(event, "unknown_sku", f"line {line.line_id}: no listing")
+            for rejected in translated.rejected:
+                await dead_letter_of(event, "invalid_line", rejected.reason)
+
+    app.agent(
+        notifications,
+        name=names.INBOUND_AGENT,
+        concurrency=settings.worker.hydrate_concurrency,
+    )(inbound_agent)
 
     def status() -> dict[str, object]:
         # Ready means: partitions assigned and every table recovered from its changelog.
@@ -320,9 +438,21 @@ def create_app(
         stored = table.get(state.position_key(sku))
         return state.decode_position(stored) if stored else None
 
+    routes = [
+        *stock_routes(position_of),
+        *webhook_routes(
+            receivers,
+            accept,
+            metrics,
+            max_body_bytes=settings.worker.webhook_max_body_bytes,
+            accept_timeout_s=settings.worker.webhook_ack_timeout_s,
+        ),
+        *live_routes(live, metrics, channels=[name for name, _ in connectors]),
+    ]
     http = _HttpService(
-        create_health_app(metrics.registry, status, stock_routes(position_of)),
+        create_health_app(metrics.registry, status, routes),
         settings.worker.web_host,
         settings.worker.web_port,
+        before_stop=live.close,
     )
     return StockcastApp(app, topics, (http, _PublisherService(publisher)))

@@ -285,7 +285,7 @@ def test_every_topic_of_a_deployment_is_created_before_subscribing() -> None:
     topics = names.TopicNames.for_prefix("shop-a")
 
     assert topics.all() == tuple(dataclasses.asdict(topics).values())
-    assert len(set(topics.all())) == 7
+    assert len(set(topics.all())) == 8
     assert all(name.startswith("shop-a.") and name.endswith(".v1") for name in topics.all())
 
 
