@@ -5,8 +5,8 @@ Pure: no I/O, no clock. A platform redelivers notifications and describes the wh
 order each time, so every event of a line carries an id derived from the line and the
 step alone: a redelivery yields identical events. The ledger answers a second placement
 of a line as a duplicate and ignores a second payment or cancellation, so replaying the
-order's current state is always safe, including a placement followed by a cancellation
-for a line it cancelled already.
+order's current state is always safe. A cancelled or refunded order yields only the
+cancellation: before its placement the ledger records the line as cancelled.
 """
 
 from __future__ import annotations
@@ -122,32 +122,33 @@ def _line_events(
         "order_id": order.order_id,
         "line_id": line.line_id,
     }
-    events: list[SkuEvent] = [
-        OrderLinePlaced(
-            **identity,
-            event_id=event_id(key, "placed"),
-            quantity=line.quantity,
-            buyer_id=order.buyer_id,
-            region=order.region,
-            order_line_count=line_count,
-        )
-    ]
     match order.status:
-        case OrderStatus.PAID:
-            events.append(OrderLinePaid(**identity, event_id=event_id(key, "paid")))
+        # A cancel or refund alone: before its placement the ledger records the line as
+        # cancelled (a late placement is refused as such), after it the units return.
+        # Sending the placement first could commit units only to release them again.
         case OrderStatus.CANCELLED:
-            events.append(
+            return [
                 OrderLineCancelled(
                     **identity, event_id=event_id(key, "cancelled"), reason=PLATFORM_CANCELLED
                 )
-            )
+            ]
         case OrderStatus.REFUNDED:
-            events.append(
+            return [
                 OrderLineRefunded(
                     **identity, event_id=event_id(key, "refunded"), reason=PLATFORM_REFUNDED
                 )
-            )
-    return events
+            ]
+    placed = OrderLinePlaced(
+        **identity,
+        event_id=event_id(key, "placed"),
+        quantity=line.quantity,
+        buyer_id=order.buyer_id,
+        region=order.region,
+        order_line_count=line_count,
+    )
+    if order.status is OrderStatus.PAID:
+        return [placed, OrderLinePaid(**identity, event_id=event_id(key, "paid"))]
+    return [placed]
 
 
 def event_id(line: str, step: str) -> str:

@@ -98,25 +98,34 @@ def test_an_unpaid_order_places_each_known_line() -> None:
     assert result.rejected == []
 
 
+def test_a_paid_order_is_placed_then_paid() -> None:
+    events = order_events("tiktok", "room-1", order(OrderStatus.PAID)).events
+
+    assert [type(event) for event in events] == [OrderLinePlaced, OrderLinePaid]
+    paid = events[1]
+    assert paid.event_id == "6:tiktok3:o-13:l-1:paid"
+    assert (paid.sku, paid.line_id, paid.event_time_ms) == ("lipstick", "l-1", UPDATED_MS)
+
+
 @pytest.mark.parametrize(
-    ("status", "follow_up", "reason"),
+    ("status", "kind", "reason"),
     [
-        (OrderStatus.PAID, OrderLinePaid, None),
         (OrderStatus.CANCELLED, OrderLineCancelled, "platform_cancelled"),
         (OrderStatus.REFUNDED, OrderLineRefunded, "platform_refunded"),
     ],
 )
-def test_a_later_status_follows_the_placement(
-    status: OrderStatus, follow_up: type[SkuEvent], reason: str | None
+def test_a_cancelled_or_refunded_order_is_not_placed_first(
+    status: OrderStatus, kind: type[SkuEvent], reason: str
 ) -> None:
-    events = order_events("tiktok", "room-1", order(status)).events
+    """Placing it first could commit units (or be refused for lack of them) only to
+    release them again; the ledger handles a cancel of a line it never saw placed."""
+    (event,) = order_events("tiktok", "room-1", order(status)).events
 
-    assert [type(event) for event in events] == [OrderLinePlaced, follow_up]
-    second = events[1]
-    assert isinstance(second, OrderLinePaid | OrderLineCancelled | OrderLineRefunded)
-    assert second.event_id == f"6:tiktok3:o-13:l-1:{follow_up.__name__[9:].lower()}"
-    assert (second.sku, second.line_id, second.event_time_ms) == ("lipstick", "l-1", UPDATED_MS)
-    assert getattr(second, "reason", None) == reason
+    assert isinstance(event, OrderLineCancelled | OrderLineRefunded)
+    assert type(event) is kind
+    assert event.event_id == f"6:tiktok3:o-13:l-1:{kind.__name__[9:].lower()}"
+    assert (event.sku, event.line_id, event.event_time_ms) == ("lipstick", "l-1", UPDATED_MS)
+    assert event.reason == reason
 
 
 def test_a_redelivered_order_yields_identical_events() -> None:
