@@ -1,1 +1,1 @@
-"""douyin connector."""
+"""The Douyin 抖店 (op.jinritemai.com) connector and a mock of the platform for tests."""
