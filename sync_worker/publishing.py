@@ -62,6 +62,13 @@ MAX_DEFERRALS: Final = 12
 SETTLED_BY: Final = "publisher"
 
 
+def _limiter(writes_per_s: float) -> AsyncLimiter:
+    """A leaky bucket: a burst of one second's worth, or of one write below 1/s."""
+    if writes_per_s >= 1:
+        return AsyncLimiter(writes_per_s, 1.0)
+    return AsyncLimiter(1, 1 / writes_per_s)
+
+
 @dataclass(eq=False)
 class _Channel:
     name: str
@@ -158,9 +165,7 @@ class Publisher:
                 name,
                 connector,
                 choose_write_mode(connector.write_modes),
-                limiter=AsyncLimiter(max(1.0, writes_per_s[name]), 1.0)
-                if name in writes_per_s
-                else None,
+                limiter=_limiter(writes_per_s[name]) if name in writes_per_s else None,
             )
             for name, connector in channels
         }
@@ -221,8 +226,10 @@ class Publisher:
             await channel.wake.wait()
             channel.wake.clear()
             while channel.ready:
-                if (closed_in := channel.paused_until - loop.time()) > 0:
-                    await asyncio.sleep(closed_in)  # the platform's quota resets then
+                if channel.paused_until:  # the circuit is open until the quota resets
+                    if (closed_in := channel.paused_until - loop.time()) > 0:
+                        await asyncio.sleep(closed_in)
+                    channel.paused_until = 0.0
                     self._metrics.circuit_open.labels(channel.name).set(0)
                 sku = next(iter(channel.ready))
                 del channel.ready[sku]
@@ -301,14 +308,13 @@ class Publisher:
                 await self._settle(channel, update, applied=0)
             return
         except ConnectorError as error:
-            self._metrics.pushes.labels(platform, "deferred").inc()
-            log.warning("write to %s failed, retrying later: %s", channel.name, error)
+            log.warning("write to %s failed: %s", channel.name, error)
             await self._defer(channel, update, str(error))
             return
         except Exception as error:
             # A connector breaking its contract must neither stop its channel nor lose a delta.
             self._metrics.pushes.labels(platform, "error").inc()
-            log.exception("connector of %s broke its contract; retrying later", channel.name)
+            log.exception("connector of %s broke its contract", channel.name)
             await self._defer(channel, update, f"connector error: {type(error).__name__}")
             return
         channel.deferrals.pop(update.sku, None)
@@ -321,15 +327,21 @@ class Publisher:
 
     async def _defer(self, channel: _Channel, update: StockUpdate, error: str) -> None:
         """Park the write for another round, or give it up to the dead-letter topic."""
+        platform = channel.connector.platform
         rounds = channel.deferrals.get(update.sku, 0) + 1
         if rounds <= self._max_deferrals or self._on_dead_letter is None:
+            self._metrics.pushes.labels(platform, "deferred").inc()
             channel.deferrals[update.sku] = rounds
             channel.park(update, self._retry_later_s)
             return
-        del channel.deferrals[update.sku]
-        self._metrics.pushes.labels(channel.connector.platform, "dead_lettered").inc()
+        channel.deferrals.pop(update.sku, None)
+        self._metrics.pushes.labels(platform, "dead_lettered").inc()
         log.error("gave up on %s v%d to %s: %s", update.sku, update.version, channel.name, error)
-        await self._on_dead_letter(update, error)
+        try:
+            await self._on_dead_letter(update, error)
+        except Exception:
+            # The channel goes on; the write is in this log line and the drift repair.
+            log.exception("could not dead-letter %s v%d", update.sku, update.version)
         if update.delta < 0:
             await self._settle(channel, update, applied=0)  # units stay held: the safe side
 

@@ -1,0 +1,494 @@
+"""The publisher's limits: per-channel rate limits, the quota circuit, and dead letters.
+
+A scripted in-test connector stands in for the platform: it fails as told, per SKU, and
+records every call with the loop's time. Nothing asserts how fast something happened, only
+what happened, in what order, and that nothing happened sooner than it may: a loaded
+machine can only make these tests slower, never wrong. The retry backoff is patched down to
+a tiny constant so that rounds of five failed attempts take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import ClassVar, Self
+
+import pytest
+from tenacity import RetryCallState
+
+from connectors.base import (
+    PushResult,
+    QuotaExhausted,
+    RateLimited,
+    StockUpdate,
+    TransientError,
+    WriteMode,
+)
+from sync_worker import retrying
+from sync_worker.domain.events import ReclaimSettled, StockQuotaChanged
+from sync_worker.metrics import Metrics
+from sync_worker.publishing import MAX_DEFERRALS, OnDeadLetter, Publisher
+from sync_worker.retrying import ATTEMPTS
+
+ROOM = "tiktok-room-1"
+OTHER_ROOM = "douyin-room-1"
+SKU = "lipstick"
+HANG_GUARD_S = 30.0
+BACKOFF_S = 0.002
+"""Stands in for the exponential backoff between the attempts of one round."""
+RETRY_LATER_S = 0.01
+RESET_AFTER_S = 0.05
+EARLY_S = 1e-3
+"""Timers may fire a clock tick early; lower bounds on loop time allow for that."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One ``push_stock`` as the platform saw it."""
+
+    sku: str
+    key: str
+    delta: int
+    at: float
+    """Loop time of the call."""
+    circuit: float | None
+    """The channel's circuit gauge at that moment."""
+
+
+class Scripted:
+    """A DELTA connector that fails as scripted, per SKU, and records every call."""
+
+    platform: ClassVar[str] = "scripted"
+    write_modes: frozenset[WriteMode] = frozenset({WriteMode.DELTA})
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.landed: list[Call] = []
+        self.script: dict[str, deque[Exception]] = {}
+        self.probe: Callable[[], float | None] = lambda: None
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, str], listings: Mapping[str, str] | None = None
+    ) -> Self:
+        return cls()
+
+    def fail(self, sku: str, *errors: Exception) -> None:
+        """The next writes of ``sku`` raise ``errors``, one each, in order."""
+        self.script.setdefault(sku, deque()).extend(errors)
+
+    def calls_of(self, key: str) -> list[Call]:
+        return [call for call in self.calls if call.key == key]
+
+    async def start(self) -> None: ...
+
+    async def push_stock(self, update: StockUpdate, mode: WriteMode) -> PushResult:
+        assert mode is WriteMode.DELTA
+        now = asyncio.get_running_loop().time()
+        call = Call(update.sku, update.idempotency_key, update.delta, now, self.probe())
+        self.calls.append(call)
+        pending = self.script.get(update.sku)
+        if pending:
+            raise pending.popleft()
+        self.landed.append(call)
+        return PushResult(applied=update.delta, displayed=None)
+
+    async def read_stock(self, channel: str, skus: Sequence[str]) -> Mapping[str, int]:
+        return {}
+
+    async def close(self) -> None: ...
+
+
+class OtherPlatform(Scripted):
+    """The same, on another platform: metrics labelled by connector tell the two apart."""
+
+    platform: ClassVar[str] = "other"
+
+
+@dataclass
+class Rig:
+    publisher: Publisher
+    metrics: Metrics
+    connectors: dict[str, Scripted]
+    settled: list[ReclaimSettled] = field(default_factory=list)
+    dead: list[tuple[StockUpdate, str]] = field(default_factory=list)
+
+    def pushes(self, result: str, platform: str = Scripted.platform) -> float:
+        labels = {"connector": platform, "result": result}
+        return self.metrics.registry.get_sample_value("stockcast_pushes_total", labels) or 0.0
+
+    def waits(self, platform: str = Scripted.platform) -> float:
+        labels = {"connector": platform}
+        value = self.metrics.registry.get_sample_value(
+            "stockcast_rate_limit_waits_seconds_total", labels
+        )
+        return value or 0.0
+
+    def circuit(self, channel: str = ROOM) -> float | None:
+        labels = {"channel": channel}
+        return self.metrics.registry.get_sample_value("stockcast_connector_circuit_open", labels)
+
+
+MakeRig = Callable[..., Awaitable[Rig]]
+
+
+def _tiny_backoff(state: RetryCallState) -> float:
+    return BACKOFF_S
+
+
+@pytest.fixture(autouse=True)
+def tiny_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retrying, "_backoff", _tiny_backoff)
+
+
+@pytest.fixture
+async def make_rig() -> AsyncIterator[MakeRig]:
+    """A started publisher over scripted connectors (one ``Scripted`` on ``ROOM`` unless
+    told otherwise), dead letters collected unless ``dead_letters=False``."""
+    running: list[Publisher] = []
+
+    async def make(
+        channels: Sequence[tuple[str, Scripted]] | None = None,
+        *,
+        writes_per_s: Mapping[str, float] | None = None,
+        max_deferrals: int = MAX_DEFERRALS,
+        dead_letters: bool = True,
+        on_dead_letter: OnDeadLetter | None = None,
+    ) -> Rig:
+        pairs = list(channels) if channels is not None else [(ROOM, Scripted())]
+        metrics = Metrics.create()
+        settled: list[ReclaimSettled] = []
+        dead: list[tuple[StockUpdate, str]] = []
+
+        async def collect(event: ReclaimSettled) -> None:
+            settled.append(event)
+
+        async def bury(update: StockUpdate, error: str) -> None:
+            dead.append((update, error))
+
+        publisher = Publisher(
+            pairs,
+            metrics,
+            collect,
+            on_dead_letter=on_dead_letter or (bury if dead_letters else None),
+            writes_per_s=writes_per_s or {},
+            retry_later_s=RETRY_LATER_S,
+            max_deferrals=max_deferrals,
+        )
+        rig = Rig(publisher, metrics, dict(pairs), settled, dead)
+        for name, connector in pairs:
+            connector.probe = partial(rig.circuit, name)
+        await publisher.start()
+        running.append(publisher)
+        return rig
+
+    yield make
+    for publisher in running:
+        await publisher.stop()
+
+
+def change(
+    version: int, delta: int, quota: int, sku: str = SKU, channel: str = ROOM
+) -> StockQuotaChanged:
+    return StockQuotaChanged(
+        sku=sku,
+        channel=channel,
+        quota=quota,
+        delta=delta,
+        version=version,
+        cause_event_id=f"ev-{version}",
+        event_time_ms=1_700_000_000_000 + version,
+    )
+
+
+def key(version: int, sku: str = SKU, channel: str = ROOM) -> str:
+    """The idempotency key of a write of one change alone."""
+    return f"{channel}:{sku}:{version}-{version}"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        # Polled, not event-driven: the conditions span connectors, metrics and tasks.
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), HANG_GUARD_S)
+
+
+def drain_died(rig: Rig) -> bool:
+    """Whether a task of the publisher ended: lets a test of a bug that kills the channel
+    fail at once instead of at the hang guard."""
+    return any(task.done() for task in rig.publisher._tasks)
+
+
+def transient(count: int) -> list[Exception]:
+    """``count`` distinct transient failures; the last one's text is ``503 #<count - 1>``."""
+    return [TransientError(f"503 #{n}") for n in range(count)]
+
+
+# --- our own rate limit ---------------------------------------------------------------
+
+
+async def test_rate_limits_for_a_channel_not_served_are_refused_at_construction() -> None:
+    async def ignore(event: ReclaimSettled) -> None: ...
+
+    with pytest.raises(ValueError, match="unknown channels"):
+        Publisher(
+            [(ROOM, Scripted())], Metrics.create(), ignore, writes_per_s={"kuaishou-room-1": 5}
+        )
+
+
+async def test_a_limited_channel_waits_for_its_limit_and_every_write_lands(
+    make_rig: MakeRig,
+) -> None:
+    limited, unlimited = Scripted(), OtherPlatform()
+    rig = await make_rig([(ROOM, limited), (OTHER_ROOM, unlimited)], writes_per_s={ROOM: 20})
+
+    for n in range(40):
+        rig.publisher.offer(change(1, delta=1, quota=1, sku=f"sku-{n}"))
+        rig.publisher.offer(change(1, delta=1, quota=1, sku=f"sku-{n}", channel=OTHER_ROOM))
+    await until(lambda: len(limited.landed) == 40 and len(unlimited.landed) == 40)
+
+    assert {call.sku for call in limited.landed} == {f"sku-{n}" for n in range(40)}
+    assert rig.pushes("ok") == 40
+    assert rig.waits() > 0
+    # A burst of one second's worth (20), then 20 a second: 20 more take a second at least.
+    assert limited.landed[-1].at - limited.landed[0].at >= 1.0 - 0.1
+    assert rig.pushes("ok", OtherPlatform.platform) == 40
+    assert rig.waits(OtherPlatform.platform) == 0
+
+
+async def test_a_limit_below_one_write_a_second_is_honoured(make_rig: MakeRig) -> None:
+    rig = await make_rig(writes_per_s={ROOM: 0.5})
+    connector = rig.connectors[ROOM]
+
+    rig.publisher.offer(change(1, delta=1, quota=1, sku="a"))
+    rig.publisher.offer(change(1, delta=1, quota=1, sku="b"))
+    await until(lambda: len(connector.landed) == 2)
+
+    first, second = connector.landed
+    assert second.at - first.at >= 1.5  # 2 s at 0.5 writes a second; 1 s is the bug
+
+
+# --- the platform's rate limit --------------------------------------------------------
+
+
+async def test_a_platform_rate_limit_is_waited_out_and_counted_as_a_wait(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()  # no limit of our own on the channel
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, RateLimited("429", retry_after=0.05), RateLimited("429", retry_after=0.03))
+
+    rig.publisher.offer(change(1, delta=7, quota=7))
+    await until(lambda: len(connector.landed) == 1)
+
+    first, second, third = connector.calls
+    assert {call.key for call in connector.calls} == {key(1)}  # the very same write
+    assert second.at - first.at >= 0.05 - EARLY_S
+    assert third.at - second.at >= 0.03 - EARLY_S
+    assert rig.waits() == pytest.approx(0.08)  # exactly the hints (above the backoff)
+    assert (rig.pushes("ok"), rig.pushes("deferred")) == (1, 0)
+
+
+async def test_backoff_after_a_transient_error_is_not_a_rate_limit_wait(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *transient(2))
+
+    rig.publisher.offer(change(1, delta=7, quota=7))
+    await until(lambda: len(connector.landed) == 1)
+
+    assert len(connector.calls) == 3
+    assert rig.waits() == 0
+
+
+# --- the quota circuit ----------------------------------------------------------------
+
+
+async def test_a_spent_quota_holds_the_channel_back_until_it_resets(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    connector = rig.connectors[ROOM]
+    connector.fail("a", QuotaExhausted("daily quota spent", reset_after=RESET_AFTER_S))
+
+    rig.publisher.offer(change(1, delta=3, quota=3, sku="a"))
+    rig.publisher.offer(change(1, delta=4, quota=4, sku="b"))
+    await until(lambda: len(connector.landed) == 2)
+
+    spent, *after = connector.calls
+    assert spent.sku == "a"
+    assert len(after) == 2  # one attempt at the reset: the quota error is not retried sooner
+    assert {call.sku for call in after} == {"a", "b"}
+    for call in after:
+        assert call.at - spent.at >= RESET_AFTER_S - EARLY_S
+        assert call.circuit == 0  # closed again before the channel wrote again
+    assert connector.calls_of(key(1, "a")) == [spent, *(c for c in after if c.sku == "a")]
+    assert (rig.pushes("deferred"), rig.pushes("ok")) == (1, 2)
+    assert rig.circuit() == 0
+
+
+async def test_a_spent_quota_pauses_only_its_own_channel(make_rig: MakeRig) -> None:
+    spent, other = Scripted(), OtherPlatform()
+    rig = await make_rig([(ROOM, spent), (OTHER_ROOM, other)])
+    spent.fail(SKU, QuotaExhausted("hourly quota spent", reset_after=60.0))
+
+    rig.publisher.offer(change(1, delta=3, quota=3))
+    rig.publisher.offer(change(1, delta=3, quota=3, sku="mascara"))
+    await until(lambda: rig.circuit() == 1)
+    rig.publisher.offer(change(1, delta=5, quota=5, channel=OTHER_ROOM))
+    await until(lambda: len(other.landed) == 1)
+    await asyncio.sleep(0.05)  # room for a wrong write of the paused channel to show
+
+    assert [call.key for call in spent.calls] == [key(1)]  # mascara waits for the reset too
+    assert rig.circuit() == 1
+    assert rig.circuit(OTHER_ROOM) in (None, 0)
+    assert other.landed[0].key == key(1, channel=OTHER_ROOM)
+
+
+async def test_the_circuit_closes_when_the_parked_write_is_the_only_work(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, QuotaExhausted("daily quota spent", reset_after=RESET_AFTER_S))
+
+    rig.publisher.offer(change(1, delta=3, quota=3))
+    await until(lambda: len(connector.landed) == 1)
+
+    spent, landed = connector.calls
+    assert landed.at - spent.at >= RESET_AFTER_S - EARLY_S
+    assert rig.circuit() == 0
+
+
+# --- dead letters ---------------------------------------------------------------------
+
+
+async def test_a_write_failing_every_round_is_dead_lettered_and_newer_changes_go_on(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig(max_deferrals=2)
+    connector = rig.connectors[ROOM]
+    rounds = 2 + 1  # parked twice, given up when the third round fails
+    connector.fail(SKU, *transient(rounds * ATTEMPTS))
+
+    rig.publisher.offer(change(1, delta=-3, quota=7))
+    rig.publisher.offer(change(2, delta=4, quota=11))
+    await until(lambda: len(connector.landed) == 1)
+    await asyncio.sleep(5 * RETRY_LATER_S)  # room for a wrong retry of the given-up write
+
+    given_up = connector.calls_of(key(1))
+    assert len(given_up) == rounds * ATTEMPTS
+    for end_of_round in range(ATTEMPTS, len(given_up), ATTEMPTS):
+        pause = given_up[end_of_round].at - given_up[end_of_round - 1].at
+        assert pause >= RETRY_LATER_S - EARLY_S
+    assert [call.key for call in connector.calls[len(given_up) :]] == [key(2)]
+    ((update, error),) = rig.dead
+    assert (update.sku, update.version, update.delta, update.idempotency_key) == (
+        SKU,
+        1,
+        -3,
+        key(1),
+    )
+    assert error == f"503 #{rounds * ATTEMPTS - 1}"  # the last error
+    assert [(s.version, s.requested, s.applied) for s in rig.settled] == [(1, 3, 0)]
+    assert rig.pushes("dead_lettered") == 1
+    assert rig.pushes("ok") == 1
+
+
+async def test_a_connector_breaking_its_contract_is_dead_lettered_with_the_error_type(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig(max_deferrals=1)
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *(RuntimeError(f"secret-token-{n} in here") for n in range(2)))
+
+    rig.publisher.offer(change(1, delta=2, quota=2))
+    await until(lambda: len(rig.dead) == 1)
+
+    assert len(connector.calls) == 2  # one attempt a round: such errors are not retried
+    assert rig.dead[0][1] == "connector error: RuntimeError"  # the type, not the text
+    assert rig.settled == []  # an increase is not settled
+    assert (rig.pushes("error"), rig.pushes("dead_lettered")) == (2, 1)
+
+
+async def test_max_deferrals_zero_dead_letters_after_the_first_failed_round(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig(max_deferrals=0)
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *transient(ATTEMPTS))
+
+    rig.publisher.offer(change(1, delta=2, quota=2))
+    await until(lambda: len(rig.dead) == 1 or drain_died(rig))
+
+    assert [error for _, error in rig.dead] == [f"503 #{ATTEMPTS - 1}"]
+    assert len(connector.calls) == ATTEMPTS
+
+
+async def test_without_a_dead_letter_callback_a_failing_write_is_retried_for_ever(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig(max_deferrals=1, dead_letters=False)
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *transient(4 * ATTEMPTS))  # well past max_deferrals rounds
+
+    rig.publisher.offer(change(1, delta=-3, quota=7))
+    await until(lambda: len(connector.landed) == 1)
+
+    assert [call.key for call in connector.calls] == [key(1)] * (4 * ATTEMPTS + 1)
+    assert rig.pushes("dead_lettered") == 0
+    assert rig.pushes("deferred") == 4
+    assert [(s.version, s.requested, s.applied) for s in rig.settled] == [(1, 3, 3)]
+
+
+async def test_a_success_resets_the_rounds_a_sku_has_failed(make_rig: MakeRig) -> None:
+    rig = await make_rig(max_deferrals=1)
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *transient(ATTEMPTS))  # one failed round, then it lands
+
+    rig.publisher.offer(change(1, delta=2, quota=2))
+    await until(lambda: len(connector.landed) == 1)
+    connector.fail(SKU, *transient(ATTEMPTS))  # one failed round again: still within bounds
+    rig.publisher.offer(change(2, delta=3, quota=5))
+    await until(lambda: len(connector.landed) == 2)
+
+    assert [call.key for call in connector.landed] == [key(1), key(2)]
+    assert rig.dead == []
+    assert rig.pushes("deferred") == 2
+
+
+async def test_the_round_that_gives_up_is_not_counted_as_deferred(make_rig: MakeRig) -> None:
+    rig = await make_rig(max_deferrals=2)
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *transient(3 * ATTEMPTS))
+
+    rig.publisher.offer(change(1, delta=2, quota=2))
+    await until(lambda: len(rig.dead) == 1)
+
+    assert rig.pushes("dead_lettered") == 1
+    assert rig.pushes("deferred") == 2  # the two rounds that were retried
+
+
+async def test_a_failing_dead_letter_callback_does_not_stop_the_channel(
+    make_rig: MakeRig,
+) -> None:
+    async def broken(update: StockUpdate, error: str) -> None:
+        raise RuntimeError("dead-letter producer gone")
+
+    rig = await make_rig(max_deferrals=1, on_dead_letter=broken)
+    connector = rig.connectors[ROOM]
+    connector.fail("a", *transient(2 * ATTEMPTS))
+
+    rig.publisher.offer(change(1, delta=2, quota=2, sku="a"))
+    await until(lambda: rig.pushes("dead_lettered") == 1)
+    rig.publisher.offer(change(1, delta=3, quota=3, sku="b"))
+    await until(lambda: len(connector.landed) == 1 or drain_died(rig))
+
+    assert [call.sku for call in connector.landed] == ["b"]
