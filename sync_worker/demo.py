@@ -1,9 +1,11 @@
 """``stockcast demo``: one live session, end to end, on this machine.
 
-Starts the local broker, the worker daemon (a real subprocess, as in production),
-the simulated platforms' live rooms and their buyers; shows stock per SKU and per
-channel while it runs; then checks the outcome independently of the worker: the
-units held by accepted, uncancelled lines never exceed the stock counted.
+Starts the local broker, the worker daemon (a real subprocess, as in production), a
+mock of each platform (TikTok Shop, Douyin 抖店, Shopify) with a live room on it, and
+buyers; the platforms tell the worker of every order by signed webhook and get its
+quotas back as signed writes. Shows stock per SKU and per channel while it runs; then
+checks the outcome independently of the worker: the units held by accepted,
+uncancelled lines never exceed the stock counted.
 """
 
 from __future__ import annotations
@@ -30,12 +32,10 @@ from rich.live import Live
 from rich.table import Table
 
 from connectors.simulator.buyers import initial_stock_messages, run_buyers
-from connectors.simulator.rooms import LiveRoom
-from connectors.simulator.scenario import Burst, Scenario, build_rooms
-from connectors.simulator.server import create_app as create_rooms_app
-from connectors.simulator.server import start_server
+from connectors.simulator.scenario import Burst, RoomSpec, Scenario
 from sync_worker import devkafka
 from sync_worker.config import ENV_PREFIX
+from sync_worker.demo_platforms import MOCKS, PlatformRoom, channels_toml
 from sync_worker.simulation.recording import ArrivalRecorder, replay_trace
 from sync_worker.streaming.names import TopicNames
 
@@ -43,6 +43,9 @@ _DRAIN_TIMEOUT_S = 60.0
 HOT_SKU = "lipstick-ruby-01"
 """The SKU the host pins halfway through; its buyers are the ones recorded."""
 _WORKER_READY_TIMEOUT_S = 90.0
+HEAR_AND_PUSH_MS = 300
+"""A sale's webhook, its hydration and the push back, on this one busy machine: what
+the adaptive policy sizes each room's quota by."""
 
 
 @dataclass(frozen=True)
@@ -61,23 +64,18 @@ class Tally:
 
     stock: dict[str, int]
     decisions: Counter[str] = field(default_factory=Counter)
+    decided_orders: set[tuple[str, str]] = field(default_factory=set)
+    """(platform, order id) of every order with an answer (accepted or rejected)."""
     accepted_lines: dict[str, tuple[str, int]] = field(default_factory=dict)
     accepted_twice: int = 0
     sold_by_channel: Counter[tuple[str, str]] = field(default_factory=Counter)
-    cancelled_lines: set[str] = field(default_factory=set)
-    placed_events: int = 0
     levels: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def sent(self, value: bytes) -> None:
-        event = orjson.loads(value)
-        if event["type"] == "order_line.placed":
-            self.placed_events += 1
-        elif event["type"] == "order_line.cancelled":
-            self.cancelled_lines.add(_line(event))
 
     def decided(self, decision: Mapping[str, Any]) -> None:
         outcome = str(decision["outcome"])
         self.decisions[outcome] += 1
+        if outcome != "duplicate":
+            self.decided_orders.add((str(decision["platform"]), str(decision["order_id"])))
         if outcome == "accepted":
             line = _line(decision)
             if line in self.accepted_lines:
@@ -86,24 +84,26 @@ class Tally:
             self.accepted_lines[line] = (sku, quantity)
             self.sold_by_channel[(sku, str(decision["channel"]))] += quantity
 
-    def oversold_units(self) -> int:
+    def oversold_units(self, rooms: Mapping[str, PlatformRoom]) -> int:
+        cancelled = {(room.platform, order) for room in rooms.values() for order in room.cancelled}
         held: Counter[str] = Counter()
         for line, (sku, quantity) in self.accepted_lines.items():
-            if line not in self.cancelled_lines:
+            platform, order_id, _ = line.split("/", 2)
+            if (platform, order_id) not in cancelled:
                 held[sku] += quantity
         return sum(max(0, held[sku] - self.stock.get(sku, 0)) for sku in held)
 
-    def summary_lines(self, rooms: Mapping[str, LiveRoom]) -> list[str]:
-        refused = sum(room.counters.orders_refused_sold_out for room in rooms.values())
+    def summary_lines(self, rooms: Mapping[str, PlatformRoom]) -> list[str]:
+        counters = [room.counters for room in rooms.values()]
         return [
-            f"orders: {self.placed_events}",
+            f"orders: {sum(c.orders_placed for c in counters)}",
             f"accepted: {self.decisions['accepted']}",
             f"rejected: {self.decisions['rejected']}",
-            f"refused by rooms (sold out): {refused}",
+            f"refused by rooms (sold out): {sum(c.orders_refused_sold_out for c in counters)}",
             f"duplicates ignored: {self.decisions['duplicate']}",
-            f"cancelled: {len(self.cancelled_lines)}",
+            f"cancelled: {sum(c.orders_cancelled for c in counters)}",
             f"double-accepted: {self.accepted_twice}",
-            f"oversold: {self.oversold_units()}",
+            f"oversold: {self.oversold_units(rooms)}",
         ]
 
 
@@ -138,22 +138,37 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
         out = recording.enter_context(options.record_arrivals.open("w", encoding="utf-8"))
         recorder = ArrivalRecorder(out, HOT_SKU, time.monotonic)
     # Each room starts empty and shows what stockcast grants it.
-    rooms = build_rooms(scenario, stocked=False, observer=recorder)
+    rooms = {
+        spec.channel: PlatformRoom(
+            spec.channel, spec.platform, MOCKS[spec.platform](), options.seed, recorder
+        )
+        for spec in scenario.rooms
+    }
     try:
-        async with await start_server(create_rooms_app(rooms)) as room_server:
-            web_port = _free_port()
-            config = _write_config(work_dir, run_id, bootstrap, web_port, room_server.url, rooms)
-            worker = _start_worker(config, work_dir, environ)
-            console.print(f"worker started (pid {worker.pid}, log {work_dir / 'worker.log'})")
-            await _wait_healthy(worker, web_port)
-            tally = Tally(stock=scenario.initial_stock())
-            if recorder is not None:
-                recorder.start()
-            await _play(scenario, rooms, topics, bootstrap, tally, options, console)
+        for room in rooms.values():
+            for sku in scenario.skus:
+                room.mock.add_listing(sku.sku, 0)
+            await room.mock.start()
+        web_port = _free_port()
+        mocks = {room.channel: (room.platform, room.mock) for room in rooms.values()}
+        config = _write_config(
+            work_dir, run_id, bootstrap, web_port, channels_toml(mocks, HEAR_AND_PUSH_MS)
+        )
+        worker = _start_worker(config, work_dir, environ)
+        console.print(f"worker started (pid {worker.pid}, log {work_dir / 'worker.log'})")
+        await _wait_healthy(worker, web_port)
+        for room in rooms.values():
+            room.mock.deliver_to(f"http://127.0.0.1:{web_port}/webhooks/{room.platform}")
+        tally = Tally(stock=scenario.initial_stock())
+        if recorder is not None:
+            recorder.start()
+        await _play(scenario, rooms, topics, bootstrap, tally, options, console)
         _stop_worker(worker)
         worker = None
     finally:
         recording.close()
+        for room in rooms.values():
+            await room.mock.stop()
         if worker is not None:
             _stop_worker(worker)
         if not (broker_was_running or options.keep_broker):
@@ -165,13 +180,14 @@ async def _demo(options: DemoOptions, environ: Mapping[str, str], console: Conso
         trace = _write_replay_trace(options.record_arrivals, scenario)
         console.print(f"buyers recorded in {options.record_arrivals}")
         console.print(f"replay them: stockcast simulate --trace {trace}")
-    return 0 if tally.oversold_units() == 0 and tally.accepted_twice == 0 else 1
+    return 0 if tally.oversold_units(rooms) == 0 and tally.accepted_twice == 0 else 1
 
 
 def _scenario(options: DemoOptions, run_id: str) -> Scenario:
     """The burst lands in the middle third of the session, however long it is."""
     third = options.duration_s / 3
     return Scenario(
+        rooms=tuple(RoomSpec(f"{name.split('_')[0]}-room-1", name) for name in MOCKS),
         burst=Burst(HOT_SKU, start_s=third, duration_s=third, rate_multiplier=50.0),
         seed=options.seed,
         run_id=run_id,
@@ -180,7 +196,7 @@ def _scenario(options: DemoOptions, run_id: str) -> Scenario:
 
 async def _play(
     scenario: Scenario,
-    rooms: Mapping[str, LiveRoom],
+    rooms: Mapping[str, PlatformRoom],
     topics: TopicNames,
     bootstrap: str,
     tally: Tally,
@@ -202,21 +218,27 @@ async def _play(
     try:
         follow = asyncio.create_task(_follow(consumer, topics, tally))
 
-        async def publish(key: bytes, value: bytes) -> None:
-            tally.sent(value)
-            await producer.send(topics.sku_events, key=key, value=value)
+        async def by_webhook(key: bytes, value: bytes) -> None:
+            """The platforms tell stockcast themselves, by signed webhook."""
 
         for key, value in initial_stock_messages(scenario, int(time.time() * 1000)):
             await producer.send_and_wait(topics.sku_events, key=key, value=value)
         with Live(_view(scenario, rooms, tally), console=console, refresh_per_second=4) as live:
-            buyers = asyncio.create_task(run_buyers(scenario, rooms, publish, options.duration_s))
+            playing = run_buyers(scenario, rooms, by_webhook, options.duration_s)
+            buyers = asyncio.create_task(playing)
             while not buyers.done():
                 live.update(_view(scenario, rooms, tally))
                 await asyncio.sleep(0.25)
             await buyers
             await producer.flush()
             deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-            while sum(tally.decisions.values()) < tally.placed_events:
+            # A cancelled order may never be decided: a platform that reports it only
+            # once it is cancelled sends no placement to decide.
+            placed = {(room.platform, order) for room in rooms.values() for order in room.orders}
+            cancelled = {
+                (room.platform, order) for room in rooms.values() for order in room.cancelled
+            }
+            while placed - tally.decided_orders - cancelled:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the worker did not decide every order in time")
                 live.update(_view(scenario, rooms, tally))
@@ -239,7 +261,7 @@ async def _follow(consumer: AIOKafkaConsumer, topics: TopicNames, tally: Tally) 
             tally.levels[payload["sku"]] = payload
 
 
-def _view(scenario: Scenario, rooms: Mapping[str, LiveRoom], tally: Tally) -> Group:
+def _view(scenario: Scenario, rooms: Mapping[str, PlatformRoom], tally: Tally) -> Group:
     table = Table(title="stock per SKU (stockcast) and per channel (shown / sold)")
     table.add_column("SKU")
     for column in ("on hand", "committed", "sellable"):
@@ -281,18 +303,8 @@ def _free_port() -> int:
 
 
 def _write_config(
-    work_dir: Path,
-    run_id: str,
-    bootstrap: str,
-    web_port: int,
-    rooms_url: str,
-    rooms: Mapping[str, LiveRoom],
+    work_dir: Path, run_id: str, bootstrap: str, web_port: int, channels: str
 ) -> Path:
-    channels = "".join(
-        f'\n[[channels]]\nname = "{channel}"\nconnector = "simulator"\n'
-        f'options = {{ base_url = "{rooms_url}" }}\n'
-        for channel in rooms
-    )
     config = work_dir / "stockcast.toml"
     config.write_text(
         f'[kafka]\nbootstrap_servers = "{bootstrap}"\ntopic_prefix = "{run_id}"\n\n'

@@ -15,10 +15,9 @@ import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
-from typing import Final
+from typing import Final, Protocol
 
 from connectors.simulator.clock import Clock, SystemClock
-from connectors.simulator.rooms import LiveRoom
 from connectors.simulator.scenario import (
     Burst,
     RoomSpec,
@@ -39,6 +38,7 @@ __all__ = [
     "Burst",
     "BuyerStats",
     "Publish",
+    "Room",
     "RoomSpec",
     "Scenario",
     "SkuSpec",
@@ -49,6 +49,24 @@ __all__ = [
 
 Publish = Callable[[bytes, bytes], Awaitable[None]]
 """``publish(key, value)``: key is the SKU in UTF-8, value an orjson-encoded event."""
+
+
+class Room(Protocol):
+    """What buyers need of a room: a simulated ``LiveRoom``, or a room on a platform mock
+    (the demo's), whose platform then tells stockcast by webhook."""
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def platform(self) -> str: ...
+
+    def try_order(self, sku: str, quantity: int) -> bool:
+        """Take the units off display, or refuse (False) when it shows fewer."""
+        ...
+
+    def cancel_order(self, sku: str, quantity: int) -> None: ...
+
 
 # Buyers cancel recent orders; bounding the pool keeps a long run's memory flat.
 _OPEN_LINES_CAP: Final = 50_000
@@ -68,7 +86,7 @@ class BuyerStats:
 
 @dataclass(frozen=True, slots=True)
 class _OpenLine:
-    room: LiveRoom
+    room: Room
     order_id: str
     line_id: str
     sku: str
@@ -95,7 +113,7 @@ def initial_stock_messages(scenario: Scenario, event_time_ms: int) -> list[tuple
 
 async def run_buyers(
     scenario: Scenario,
-    rooms: Mapping[str, LiveRoom],
+    rooms: Mapping[str, Room],
     publish: Publish,
     duration_s: float,
     clock: Clock | None = None,
@@ -128,7 +146,7 @@ async def run_buyers(
 class _Buyers:
     """The state of one run: the seeded RNG, id counters, orders still cancellable."""
 
-    def __init__(self, scenario: Scenario, rooms: Mapping[str, LiveRoom], publish: Publish):
+    def __init__(self, scenario: Scenario, rooms: Mapping[str, Room], publish: Publish):
         self._scenario = scenario
         self._publish = publish
         self._rng = random.Random(scenario.seed)

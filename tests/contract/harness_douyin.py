@@ -22,6 +22,12 @@ class DouyinHarness:
         self.mock = DouyinMock()
         self._connectors: list[DouyinConnector] = []
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials the connector is given; no message or repr may show them."""
+        options = self.mock.connector_options()
+        return (options["app_secret"], options["access_token"])
+
     async def start(self) -> None:
         await self.mock.start()
         for sku in self.listed_skus:

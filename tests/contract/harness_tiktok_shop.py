@@ -27,6 +27,12 @@ class TikTokShopHarness:
         self._connectors: list[TikTokShopConnector] = []
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials the connector is given; no message or repr may show them."""
+        options = self._mock.connector_options()
+        return (options["app_secret"], options["access_token"])
+
+    @property
     def mock(self) -> TikTokShopMock:
         """The platform itself, for checks beyond the harness protocol."""
         return self._mock

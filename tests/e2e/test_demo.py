@@ -53,15 +53,20 @@ def test_demo_plays_a_session_and_nothing_is_oversold(project_root: Path, tmp_pa
     output, _ = demo.communicate(timeout=DEMO_TIMEOUT_S)
 
     assert demo.returncode == 0, output
-    summary = dict(re.findall(r"^(orders|accepted|rejected|oversold): (\d+)$", output, re.M))
-    assert set(summary) == {"orders", "accepted", "rejected", "oversold"}, output
+    summary = dict(
+        re.findall(r"^(orders|accepted|rejected|cancelled|oversold): (\d+)$", output, re.M)
+    )
+    assert set(summary) == {"orders", "accepted", "rejected", "cancelled", "oversold"}, output
     assert summary["oversold"] == "0"
     assert int(summary["orders"]) > 0
     assert int(summary["accepted"]) > 0
     # The rooms show only the quotas stockcast grants them: no room sells a unit that does
-    # not exist, so stockcast has nothing to reject; the burst drains the hot SKU, so the
-    # rooms themselves refuse late buyers.
-    assert summary["rejected"] == "0", output
+    # not exist, so stockcast has nothing to reject, but for one race: a platform puts a
+    # cancelled order's units back on display at once and may sell them again before
+    # stockcast hears of the cancellation (webhooks of different orders arrive in any
+    # order). So at most one rejected unit per cancelled one (an order holds up to 3); the
+    # burst drains the hot SKU, so the rooms themselves refuse late buyers.
+    assert int(summary["rejected"]) <= 3 * int(summary["cancelled"]), output
     refused = re.search(r"^refused by rooms \(sold out\): (\d+)$", output, re.M)
     assert refused is not None, output
     assert int(refused.group(1)) > 0

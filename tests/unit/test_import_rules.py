@@ -7,9 +7,10 @@
 - only ``sync_worker/streaming`` imports faust (and mode, faust's service library);
 - only ``sync_worker/cli.py`` reads the process environment;
 - nothing in ``sync_worker`` imports a platform connector (only the registry loads them),
-  with one deliberate exception: ``sync_worker/demo.py`` plays the platforms' side of a
-  live session (rooms, buyers, the rooms' HTTP server), so it drives the simulator
-  directly; the worker it starts still reaches the simulator only through the registry.
+  with one deliberate exception: the demo (``demo.py``, ``demo_platforms.py``) plays the
+  platforms' side of a live session (buyers, the platform mocks and their servers), so
+  it drives the mocks directly; the worker it starts still reaches every platform only
+  through the registry.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SYNC_WORKER = ROOT / "sync_worker"
 CONNECTORS = ROOT / "connectors"
 
-DEMO_DRIVES_THE_SIMULATOR = SYNC_WORKER / "demo.py"
-"""The one module of sync_worker allowed to import a platform connector (see above)."""
+DEMO = (SYNC_WORKER / "demo.py", SYNC_WORKER / "demo_platforms.py")
+"""The modules of sync_worker allowed to import a platform's package (see above)."""
 
 ENVIRONMENT_READERS = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
@@ -236,7 +237,7 @@ def test_the_cli_is_where_the_environment_is_read() -> None:
 
 
 def test_the_demo_receives_its_environment_instead_of_reading_it() -> None:
-    assert environment_reads(DEMO_DRIVES_THE_SIMULATOR) == []
+    assert [line for path in DEMO for line in environment_reads(path)] == []
 
 
 def test_nothing_in_the_worker_imports_a_platform_connector() -> None:
@@ -245,17 +246,17 @@ def test_nothing_in_the_worker_imports_a_platform_connector() -> None:
     def forbidden(module: str) -> bool:
         return any(within(module, platform) for platform in platforms)
 
-    worker = [path for path in sources(SYNC_WORKER) if path != DEMO_DRIVES_THE_SIMULATOR]
+    worker = [path for path in sources(SYNC_WORKER) if path not in DEMO]
     sdk = sorted(CONNECTORS.glob("*.py"))  # base, registry, testing: the SDK
     assert list(violations(worker + sdk, forbidden)) == []
 
 
 def test_the_demo_is_the_documented_exception() -> None:
-    """If the demo stops importing the simulator, drop the exception above."""
+    """If a demo module stops importing a platform's package, drop it from the exception."""
     platforms = platform_packages()
-    imported = {imported.module for imported in imports_of(DEMO_DRIVES_THE_SIMULATOR)}
-
-    assert any(within(module, platform) for module in imported for platform in platforms)
+    for path in DEMO:
+        imported = {imported.module for imported in imports_of(path)}
+        assert any(within(module, platform) for module in imported for platform in platforms)
 
 
 @pytest.mark.parametrize("path", sources(SYNC_WORKER / "domain"), ids=relative)
