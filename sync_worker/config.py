@@ -113,12 +113,26 @@ class AllocationSettings(_Frozen):
     """When the pool is dry, a channel outsold this many times gives its units back."""
 
 
+def looks_secret(option: str) -> bool:
+    """A connector option that holds a credential by its name (app_secret, access_token…)."""
+    return any(word in option.lower() for word in ("secret", "token", "password"))
+
+
+def _no_secret_in_options(options: Mapping[str, str]) -> Mapping[str, str]:
+    exposed = sorted(key for key in options if looks_secret(key))
+    if exposed:
+        raise ValueError(f"{', '.join(exposed)} must go in `secrets`, which is never shown")
+    return options
+
+
 class ChannelSettings(_Frozen):
     """A shop or live room that stock counts are pushed to, and its allocation rule."""
 
     name: Annotated[str, Field(min_length=1)]
     connector: Annotated[str, Field(min_length=1)]
-    options: _ReadOnly[str] = Field(default_factory=dict)
+    options: Annotated[_ReadOnly[str], AfterValidator(_no_secret_in_options)] = Field(
+        default_factory=dict
+    )
     secrets: _ReadOnly[SecretStr] = Field(default_factory=dict)
     listings: _ReadOnly[str] = Field(default_factory=dict)
     """stockcast SKU -> the platform's listing, in the connector's format (README)."""

@@ -21,6 +21,7 @@ from connectors.douyin.mock import DouyinMock
 from connectors.shopify.mock import ShopifyMock
 from connectors.simulator.rooms import OrderObserver, RoomCounters
 from connectors.tiktok_shop.mock import TikTokShopMock
+from sync_worker.config import looks_secret
 
 
 class PlatformMock(Protocol):
@@ -112,7 +113,7 @@ def channels_toml(mocks: Mapping[str, tuple[str, PlatformMock]], latency_ms: int
     tables = []
     for channel, (connector, mock) in mocks.items():
         given = mock.connector_options()
-        secrets = {key: value for key, value in given.items() if _is_secret(key)}
+        secrets = {key: value for key, value in given.items() if looks_secret(key)}
         options = {key: value for key, value in given.items() if key not in secrets}
         tables.append(
             f'\n[[channels]]\nname = "{channel}"\nconnector = "{connector}"\n'
@@ -121,10 +122,6 @@ def channels_toml(mocks: Mapping[str, tuple[str, PlatformMock]], latency_ms: int
             f"listings = {_inline_table(mock.listings())}\n"
         )
     return "".join(tables)
-
-
-def _is_secret(option: str) -> bool:
-    return "secret" in option or "token" in option
 
 
 def _inline_table(values: Mapping[str, str]) -> str:

@@ -12,7 +12,7 @@ cancellation: before its placement the ledger records the line as cancelled.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -61,6 +61,9 @@ class OrderEvents:
 
 def order_events(platform: str, channel: str, order: PlatformOrder) -> OrderEvents:
     """The events for every line of ``order`` as it stands now, line by line in order."""
+    if not order.buyer_id:
+        # A guest checkout names no buyer: the order itself is the only identity there is.
+        order = replace(order, buyer_id=f"order:{order.order_id}")
     known = [line for line in order.lines if line.sku is not None]
     result = OrderEvents(unknown_lines=[line for line in order.lines if line.sku is None])
     problem = _order_problem(platform, channel, order, len(known))

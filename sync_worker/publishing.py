@@ -252,32 +252,40 @@ class Publisher:
     async def _read_back(self, channel: _Channel, report: OnObserved) -> None:
         """Read the counts of every SKU pushed to the channel, and report those above their
         quota. Safe beside the writes: a count read while a reduction is on its way is
-        still within what the allocator counts the channel as holding."""
+        still within what the allocator counts the channel as holding. A round that fails
+        is logged and the next one comes as usual; none runs while the circuit is open."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._read_back_s)
-            skus = list(channel.quota)
-            for start in range(0, len(skus), READ_BACK_BATCH):
-                batch = skus[start : start + READ_BACK_BATCH]
-                if channel.limiter is not None:
-                    await channel.limiter.acquire()
-                try:
-                    shown = await channel.connector.read_stock(channel.name, batch)
-                except ConnectorError as error:
-                    log.warning("read-back of %s failed, next round: %s", channel.name, error)
-                    break
-                for sku, displayed in shown.items():
-                    if displayed > channel.quota.get(sku, displayed):
-                        self._metrics.drift_repairs.labels(channel.connector.platform).inc()
-                        await report(
-                            ChannelObserved(
-                                event_id=f"observed:{channel.name}:{sku}:{time.time_ns()}",
-                                sku=sku,
-                                event_time_ms=int(time.time() * 1000),
-                                actor=SETTLED_BY,
-                                channel=channel.name,
-                                displayed=displayed,
-                            )
+            if channel.paused_until > loop.time():
+                continue
+            try:
+                await self._read_back_round(channel, report)
+            except ConnectorError as error:
+                log.warning("read-back of %s failed, next round: %s", channel.name, error)
+            except Exception:
+                log.exception("read-back of %s failed, next round", channel.name)
+
+    async def _read_back_round(self, channel: _Channel, report: OnObserved) -> None:
+        skus = list(channel.quota)
+        for start in range(0, len(skus), READ_BACK_BATCH):
+            if channel.limiter is not None:
+                await channel.limiter.acquire()
+            batch = skus[start : start + READ_BACK_BATCH]
+            shown = await channel.connector.read_stock(channel.name, batch)
+            for sku, displayed in shown.items():
+                if displayed > channel.quota.get(sku, displayed):
+                    self._metrics.drift_repairs.labels(channel.connector.platform).inc()
+                    await report(
+                        ChannelObserved(
+                            event_id=f"observed:{channel.name}:{sku}:{time.time_ns()}",
+                            sku=sku,
+                            event_time_ms=int(time.time() * 1000),
+                            actor=SETTLED_BY,
+                            channel=channel.name,
+                            displayed=displayed,
                         )
+                    )
 
     def _count_platform_wait(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

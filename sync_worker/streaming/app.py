@@ -8,7 +8,6 @@ emit. Pushing to platforms happens in the publisher, outside the stateful stream
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ssl
 import time
@@ -25,13 +24,9 @@ from faust.tables.manager import TableManager
 from connectors import registry
 from connectors.base import (
     Connector,
-    ConnectorError,
     InboundConnector,
-    Notification,
-    PlatformOrder,
     StockUpdate,
 )
-from sync_worker import inbound
 from sync_worker.config import Settings
 from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
@@ -39,9 +34,9 @@ from sync_worker.domain.events import ChannelObserved, ReclaimSettled
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
-from sync_worker.retrying import platform_retrying
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
+from sync_worker.streaming.inbound_agent import accept_into, inbound_agent
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, live_routes
 from sync_worker.web.stock import stock_routes
@@ -374,53 +369,11 @@ def create_app(
         name: connector for pairs in receivers.values() for name, connector in pairs
     }
 
-    async def accept(verified: list[tuple[str, str, Notification]]) -> None:
-        # Acknowledged only once Kafka has them: a refusal makes the platform redeliver.
-        sent = [
-            await notifications.send(
-                key=f"{platform}:{notification.order_id}".encode(),
-                value=inbound.encode_notification(channel, platform, notification),
-            )
-            for channel, platform, notification in verified
-        ]
-        await asyncio.gather(*sent)
-
-    async def hydrated(receiver: InboundConnector, notification: Notification) -> PlatformOrder:
-        if notification.order is not None:
-            return notification.order
-        # A thin notification: the platform's order API has the lines, buyer and region.
-        order: PlatformOrder = await platform_retrying()(receiver.hydrate, notification)
-        return order
-
-    async def inbound_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                channel, platform, notification = inbound.decode_notification(event.value)
-                receiver = receiver_of[channel]
-            except inbound.InvalidNotification as invalid:
-                await dead_letter_of(event, "invalid_notification", str(invalid))
-                continue
-            except KeyError:
-                await dead_letter_of(event, "unknown_channel", "no inbound connector serves it")
-                continue
-            try:
-                order = await hydrated(receiver, notification)
-            except ConnectorError as error:
-                await dead_letter_of(event, "hydration_failed", str(error))
-                continue
-            translated = inbound.order_events(platform, channel, order)
-            for sku_event in translated.events:
-                await sku_events.send(key=sku_event.sku.encode(), value=codecs.encode(sku_event))
-            for line in translated.unknown_lines:
-                await dead_letter_of(event, "unknown_sku", f"line {line.line_id}: no listing")
-            for rejected in translated.rejected:
-                await dead_letter_of(event, "invalid_line", rejected.reason)
-
     app.agent(
         notifications,
         name=names.INBOUND_AGENT,
         concurrency=settings.worker.hydrate_concurrency,
-    )(inbound_agent)
+    )(inbound_agent(receiver_of, notifications, sku_events, dead_letter_of))
 
     def status() -> dict[str, object]:
         # Ready means: partitions assigned and every table recovered from its changelog.
@@ -442,7 +395,7 @@ def create_app(
         *stock_routes(position_of),
         *webhook_routes(
             receivers,
-            accept,
+            accept_into(notifications),
             metrics,
             max_body_bytes=settings.worker.webhook_max_body_bytes,
             accept_timeout_s=settings.worker.webhook_ack_timeout_s,

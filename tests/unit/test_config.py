@@ -380,3 +380,27 @@ def test_a_bad_ledger_setting_is_named(line: str, where: str) -> None:
 def test_exactly_once_is_refused_because_it_lost_orders_in_the_crash_test() -> None:
     with pytest.raises(SettingsError, match=r"worker\.processing_guarantee"):
         load_settings('[worker]\nprocessing_guarantee = "exactly_once"\n', {})
+
+
+@pytest.mark.parametrize("option", ["app_secret", "access_token", "client_secret", "Password"])
+def test_a_credential_among_the_plain_options_is_refused(option: str) -> None:
+    toml = f'[[channels]]\nname = "a"\nconnector = "shopify"\noptions = {{ {option} = "s3cret" }}\n'
+
+    with pytest.raises(SettingsError, match=f"{option} must go in `secrets`") as refused:
+        load_settings(toml)
+
+    assert "s3cret" not in str(refused.value)
+
+
+def test_credentials_in_secrets_and_listings_are_read() -> None:
+    settings = load_settings(
+        '[[channels]]\nname = "a"\nconnector = "shopify"\noptions = { shop_id = "s" }\n'
+        'secrets = { client_secret = "x" }\nlistings = { "lipstick" = "4401" }\n'
+        "writes_per_s = 2.5\n"
+    )
+
+    (channel,) = settings.channels
+    assert channel.secrets["client_secret"].get_secret_value() == "x"
+    assert dict(channel.listings) == {"lipstick": "4401"}
+    assert channel.writes_per_s == 2.5
+    assert settings.masked()["channels"][0]["secrets"] == {"client_secret": "**********"}

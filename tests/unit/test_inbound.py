@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -128,6 +129,15 @@ def test_a_cancelled_or_refunded_order_is_not_placed_first(
     assert event.reason == reason
 
 
+def test_a_guest_order_without_a_buyer_is_bought_by_the_order_itself() -> None:
+    guest = replace(order(OrderStatus.PAID), buyer_id="")
+
+    placed = order_events("shopify", "room-1", guest).events[0]
+
+    assert isinstance(placed, OrderLinePlaced)
+    assert placed.buyer_id == "order:o-1"
+
+
 def test_a_redelivered_order_yields_identical_events() -> None:
     paid = order(OrderStatus.PAID, lines=[line("l-1"), line("l-2", "mascara")])
 
@@ -195,7 +205,7 @@ def test_a_line_beyond_the_limits_is_rejected_not_raised(
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"buyer_id": ""}, "buyer_id_length"),
+        ({"buyer_id": "b" * 201}, "buyer_id_length"),
         ({"order_id": "o" * 201}, "order_id_length"),
         ({"region": "r" * 65}, "region_length"),
         ({"updated_at_ms": -1}, "negative_event_time"),

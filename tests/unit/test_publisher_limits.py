@@ -28,7 +28,7 @@ from connectors.base import (
     WriteMode,
 )
 from sync_worker import retrying
-from sync_worker.domain.events import ReclaimSettled, StockQuotaChanged
+from sync_worker.domain.events import ChannelObserved, ReclaimSettled, StockQuotaChanged
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import MAX_DEFERRALS, OnDeadLetter, Publisher
 from sync_worker.retrying import ATTEMPTS
@@ -69,6 +69,9 @@ class Scripted:
         self.landed: list[Call] = []
         self.script: dict[str, deque[Exception]] = {}
         self.probe: Callable[[], float | None] = lambda: None
+        self.shown: dict[str, int] = {}
+        """What the platform shows, for read-backs."""
+        self.read_errors: deque[Exception] = deque()
 
     @classmethod
     def from_options(
@@ -97,7 +100,9 @@ class Scripted:
         return PushResult(applied=update.delta, displayed=None)
 
     async def read_stock(self, channel: str, skus: Sequence[str]) -> Mapping[str, int]:
-        return {}
+        if self.read_errors:
+            raise self.read_errors.popleft()
+        return {sku: self.shown[sku] for sku in skus if sku in self.shown}
 
     async def close(self) -> None: ...
 
@@ -115,6 +120,7 @@ class Rig:
     connectors: dict[str, Scripted]
     settled: list[ReclaimSettled] = field(default_factory=list)
     dead: list[tuple[StockUpdate, str]] = field(default_factory=list)
+    observed: list[ChannelObserved] = field(default_factory=list)
 
     def pushes(self, result: str, platform: str = Scripted.platform) -> float:
         labels = {"connector": platform, "result": result}
@@ -157,6 +163,7 @@ async def make_rig() -> AsyncIterator[MakeRig]:
         max_deferrals: int = MAX_DEFERRALS,
         dead_letters: bool = True,
         on_dead_letter: OnDeadLetter | None = None,
+        read_back_s: float | None = None,
     ) -> Rig:
         pairs = list(channels) if channels is not None else [(ROOM, Scripted())]
         metrics = Metrics.create()
@@ -169,6 +176,11 @@ async def make_rig() -> AsyncIterator[MakeRig]:
         async def bury(update: StockUpdate, error: str) -> None:
             dead.append((update, error))
 
+        observed: list[ChannelObserved] = []
+
+        async def observe(event: ChannelObserved) -> None:
+            observed.append(event)
+
         publisher = Publisher(
             pairs,
             metrics,
@@ -177,8 +189,10 @@ async def make_rig() -> AsyncIterator[MakeRig]:
             writes_per_s=writes_per_s or {},
             retry_later_s=RETRY_LATER_S,
             max_deferrals=max_deferrals,
+            on_observed=None if read_back_s is None else observe,
+            read_back_s=read_back_s or 0.0,
         )
-        rig = Rig(publisher, metrics, dict(pairs), settled, dead)
+        rig = Rig(publisher, metrics, dict(pairs), settled, dead, observed)
         for name, connector in pairs:
             connector.probe = partial(rig.circuit, name)
         await publisher.start()
@@ -492,3 +506,34 @@ async def test_a_failing_dead_letter_callback_does_not_stop_the_channel(
     await until(lambda: len(connector.landed) == 1 or drain_died(rig))
 
     assert [call.sku for call in connector.landed] == ["b"]
+
+
+# --- read-backs ---------------------------------------------------------------------------
+
+
+async def test_a_read_back_reports_only_counts_above_the_quota(make_rig: MakeRig) -> None:
+    rig = await make_rig(read_back_s=0.01)
+    connector = rig.connectors[ROOM]
+    rig.publisher.offer(change(1, 5, 5, sku="over"))
+    rig.publisher.offer(change(2, 5, 5, sku="even"))
+    await until(lambda: len(connector.landed) == 2)
+    connector.shown.update(over=7, even=5)  # a back-office edit put 2 more on display
+
+    await until(lambda: len(rig.observed) >= 2)
+
+    assert {(event.sku, event.displayed) for event in rig.observed} == {("over", 7)}
+    assert all(event.channel == ROOM and event.actor == "publisher" for event in rig.observed)
+
+
+async def test_a_failed_read_back_round_is_followed_by_the_next(make_rig: MakeRig) -> None:
+    rig = await make_rig(read_back_s=0.01)
+    connector = rig.connectors[ROOM]
+    connector.read_errors.extend([TransientError("timeout"), RuntimeError("connector bug")])
+    rig.publisher.offer(change(1, 5, 5))
+    await until(lambda: len(connector.landed) == 1)
+    connector.shown[SKU] = 6
+
+    await until(lambda: len(rig.observed) >= 1)
+
+    assert not connector.read_errors  # both failing rounds came and went
+    assert rig.observed[0].displayed == 6
