@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,7 +38,7 @@ from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_agent import accept_into, inbound_agent
 from sync_worker.web.health import create_health_app
-from sync_worker.web.live import LiveHub, live_routes
+from sync_worker.web.live import LiveHub, LiveStock, live_routes
 from sync_worker.web.stock import stock_routes
 from sync_worker.web.webhooks import webhook_routes
 
@@ -174,6 +174,18 @@ def decision_policies(settings: Settings) -> Policies:
         allocation=policy(config.policy),
         allocation_by_sku={sku: policy(kind) for sku, kind in config.sku_policies.items()},
     )
+
+
+def live_seed(
+    channel: str, skus: Iterable[str], position_of: Callable[[str], SkuPosition | None]
+) -> Iterator[LiveStock]:
+    """A room's quotas as the ledger table holds them (SKUs of this worker's partitions)."""
+    now_ms = int(time.time() * 1000)
+    for sku in skus:
+        position = position_of(sku)
+        quota = position.allocation.channel(channel) if position is not None else None
+        if position is not None and quota is not None:
+            yield LiveStock(channel, sku, quota.quota, position.allocation.version, now_ms)
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -338,6 +350,11 @@ def create_app(
             )
         )
 
+    def position_of(sku: str) -> SkuPosition | None:
+        stored = table.get(state.position_key(sku))
+        return state.decode_position(stored) if stored else None
+
+    listed = {channel.name: tuple(channel.listings) for channel in settings.channels}
     connectors = channels if channels is not None else build_connectors(settings)
     publisher = Publisher(
         connectors,
@@ -347,7 +364,7 @@ def create_app(
         on_observed=to_sku_stream,
         writes_per_s={c.name: c.writes_per_s for c in settings.channels if c.writes_per_s},
     )
-    live = LiveHub()
+    live = LiveHub(seed=lambda channel: live_seed(channel, listed.get(channel, ()), position_of))
 
     async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
@@ -386,10 +403,6 @@ def create_app(
             "rebalancing": bool(app.rebalancing),
             "recovered": recovered,
         }
-
-    def position_of(sku: str) -> SkuPosition | None:
-        stored = table.get(state.position_key(sku))
-        return state.decode_position(stored) if stored else None
 
     routes = [
         *stock_routes(position_of),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -129,13 +129,23 @@ class Subscription:
         self.end()
 
 
-class LiveHub:
-    """The newest count of every (channel, SKU), and the subscribers of each channel."""
+Seed = Callable[[str], Iterable[LiveStock]]
+"""What a room shows now as the worker's books hold it, for a room no change reached yet."""
 
-    def __init__(self) -> None:
+
+class LiveHub:
+    """The newest count of every (channel, SKU), and the subscribers of each channel.
+
+    Changes arrive as they happen; a room's first subscriber after a restart gets
+    ``seed(channel)`` first, so a quiet SKU does not look empty until it next changes.
+    """
+
+    def __init__(self, seed: Seed | None = None) -> None:
         self._rooms: dict[str, dict[str, LiveStock]] = {}
         self._subscribers: dict[str, set[Subscription]] = {}
         self._closed = False
+        self._seed = seed
+        self._seeded: set[str] = set()
 
     def update(
         self, channel: str, sku: str, quantity: int, version: int, event_time_ms: int
@@ -164,6 +174,12 @@ class LiveHub:
         hub is closed. End it (``end`` or ``with``) when the subscriber leaves."""
         if self._closed:
             raise HubClosed("the live stream is shutting down")
+        if self._seed is not None and channel not in self._seeded:
+            self._seeded.add(channel)
+            for stock in self._seed(channel):  # older than any change already held: ignored
+                self.update(
+                    stock.channel, stock.sku, stock.quantity, stock.version, stock.event_time_ms
+                )
         subscription = Subscription(channel, self.snapshot(channel), self._forget)
         self._subscribers.setdefault(channel, set()).add(subscription)
         return subscription

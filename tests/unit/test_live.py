@@ -14,7 +14,10 @@ import orjson
 import pytest
 from aiohttp import web
 
+from sync_worker.domain.allocation import Allocation, ChannelQuota
+from sync_worker.domain.position import SkuPosition
 from sync_worker.metrics import Metrics
+from sync_worker.streaming.app import live_seed
 from sync_worker.web.live import HubClosed, LiveHub, LiveStock, live_routes
 
 ROOM = "room-1"
@@ -40,6 +43,37 @@ def test_the_hub_keeps_the_newest_version_of_each_sku() -> None:
         LiveStock(ROOM, "mascara", 3, 1, T0 + 3),
     )
     assert hub.snapshot("room-9") == ()
+
+
+def test_a_rooms_first_subscriber_after_a_restart_starts_from_the_books() -> None:
+    asked: list[str] = []
+
+    def books(channel: str) -> list[LiveStock]:
+        asked.append(channel)
+        return [LiveStock(channel, "lipstick", 7, 4, T0), LiveStock(channel, "mascara", 2, 9, T0)]
+
+    hub = LiveHub(seed=books)
+    hub.update(ROOM, "mascara", 1, 10, T0 + 1)  # a change newer than the books: it stays
+
+    first = hub.subscribe(ROOM)
+    second = hub.subscribe(ROOM)
+
+    assert first.snapshot == (
+        LiveStock(ROOM, "lipstick", 7, 4, T0),
+        LiveStock(ROOM, "mascara", 1, 10, T0 + 1),
+    )
+    assert second.snapshot == first.snapshot
+    assert asked == [ROOM]  # once per room
+
+
+def test_the_seed_reads_each_listed_skus_quota_for_the_room() -> None:
+    held = Allocation((ChannelQuota(ROOM, out=6, reclaiming=2),), version=12)
+    positions = {"lipstick": SkuPosition("lipstick", allocation=held)}
+
+    seeded = list(live_seed(ROOM, ["lipstick", "unknown"], positions.get))
+
+    assert [(s.sku, s.quantity, s.version) for s in seeded] == [("lipstick", 4, 12)]
+    assert list(live_seed("room-2", ["lipstick"], positions.get)) == []
 
 
 async def test_a_subscriber_starts_from_the_snapshot_then_gets_each_change() -> None:
