@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -256,10 +257,19 @@ async def _serve_sse(
             if not batch:
                 await response.write(_SSE_HEARTBEAT)
                 continue
-            await response.write(
-                b"".join(_sse_event("stock", s.view(), event_id=s.version) for s in batch)
-            )
+            await response.write(b"".join(_sse_change(stock) for stock in batch))
     return response
+
+
+@functools.lru_cache(maxsize=4096)
+def _sse_change(stock: LiveStock) -> bytes:
+    """Encoded once per change, however many subscribers it goes to."""
+    return _sse_event("stock", stock.view(), event_id=stock.version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _websocket_change(stock: LiveStock) -> str:
+    return orjson.dumps({"type": "stock", **stock.view()}).decode()
 
 
 def _sse_event(name: str, data: dict[str, Any], *, event_id: int | None = None) -> bytes:
@@ -283,8 +293,7 @@ async def _serve_websocket(
             await websocket.send_str(orjson.dumps(snapshot).decode())
             while (batch := await subscription.changes()) is not None:
                 for stock in batch:
-                    message = {"type": "stock", **stock.view()}
-                    await websocket.send_str(orjson.dumps(message).decode())
+                    await websocket.send_str(_websocket_change(stock))
         await websocket.close()
         await reader
     finally:
