@@ -42,10 +42,14 @@ def method_of(path: str) -> str:
 REQUEST_WINDOW_S: Final = 600
 """A request timestamp more than 10 minutes off the platform's clock is refused [D]."""
 
-WEBHOOK_WINDOW_S: Final = 600
-"""Pushes carry no timestamp header, so the connector judges a delivery by the newest
-Unix time inside its messages and refuses one older than this (our choice, see
-``DouyinConnector.verify``); the same 10 minutes the platform gives API requests."""
+WEBHOOK_WINDOW_S: Final = 72 * 3600
+"""How old a push may be and still be taken: the default of the connector's
+``webhook_window_s`` option. Pushes carry no timestamp header, so the connector judges a
+delivery by the newest Unix time inside its messages. The platform redelivers a push it
+got no ``{"code":0}`` for, with the original messages, but its retry horizon is not
+published [U]; refusing such a redelivery would lose the order, while a replay inside
+the window is harmless (events are deterministic and the ledger answers duplicates). So
+the window is generous: the 72 hours TikTok documents for its own webhooks."""
 
 WEBHOOK_SIGN_HEADER: Final = "event-sign"
 WEBHOOK_APP_ID_HEADER: Final = "app-id"

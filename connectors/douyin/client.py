@@ -20,13 +20,16 @@ from connectors.douyin.answers import Answer, UnreadableAnswer, decode_answer
 from connectors.douyin.api import path_of
 from connectors.douyin.options import DouyinOptions
 from connectors.douyin.signing import canonical_param_json, signed_query
+from connectors.http_support import SessionClient, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 _HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
+_MAX_RETRY_AFTER_S: Final = 3600.0
+"""A longer ``Retry-After`` is taken for a glitch: the configured wait is used instead."""
 
 
-class ApiClient:
+class ApiClient(SessionClient):
     """Signs and sends calls; answers the decoded envelope, whatever its code.
 
     Raises only for what never reaches an envelope: ``TransientError`` for timeouts,
@@ -35,31 +38,16 @@ class ApiClient:
     """
 
     def __init__(self, options: DouyinOptions, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(timeout_s=options.timeout_s, name="douyin")
         self._base_url = URL(options.base_url)
         self._options = options
-        self._timeout = aiohttp.ClientTimeout(total=options.timeout_s)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"ApiClient({str(self._base_url)!r})"
 
-    async def start(self) -> None:
-        if self._session is None and not self._closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-
-    async def close(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
     async def call(self, method: str, params: Mapping[str, Any]) -> Answer:
-        if self._session is None:
-            # A contract breach by the caller, still a ConnectorError so error handling
-            # upstream stays total.
-            raise Rejected("douyin connector is not started or already closed")
+        session = self.session()
         param_json = canonical_param_json(params)
         query = signed_query(
             app_key=self._options.app_key,
@@ -72,9 +60,7 @@ class ApiClient:
         )
         url = self._base_url.joinpath(path_of(method).lstrip("/")).with_query(query)
         try:
-            async with self._session.post(
-                url, data=param_json.encode(), headers=_HEADERS
-            ) as response:
+            async with session.post(url, data=param_json.encode(), headers=_HEADERS) as response:
                 status, body = response.status, await response.read()
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -96,10 +82,6 @@ class ApiClient:
 
     def _wait(self, retry_after: str | None) -> float:
         """Seconds from a ``Retry-After`` of delta-seconds, else the configured default."""
-        try:
-            seconds = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            seconds = None
-        if seconds is None or not 0 <= seconds < 3600:
-            return self._options.throttle_wait_s
-        return seconds
+        default = self._options.throttle_wait_s
+        seconds = parse_retry_after(retry_after, default=default)
+        return seconds if seconds < _MAX_RETRY_AFTER_S else default

@@ -56,8 +56,11 @@ class DouyinConnector:
     ``write_modes`` (comma-separated, default ``delta``; ``absolute`` may be added: it sets
     a fresh read plus the delta with ``incremental=false``); ``sign_method``
     (``hmac-sha256``, the default, or ``md5``); ``throttle_wait_s`` (the back-off reported
-    on in-band throttling, which carries no hint; default 1). Listings: stockcast SKU ->
-    ``"<product_id>:<sku_id>"``, both decimal ids, kept as text (they exceed 2**53).
+    on in-band throttling, which carries no hint; default 1); ``webhook_window_s`` (how
+    long after its newest message time a push is still taken, default 72 h: the platform's
+    redelivery horizon is unpublished, and refusing a late redelivery would lose the
+    order while a replay inside the window is answered as duplicates). Listings: stockcast
+    SKU -> ``"<product_id>:<sku_id>"``, both decimal ids, kept as text (they exceed 2**53).
 
     DELTA writes are ``incremental=true`` with an ``idempotent_id`` derived from the
     update's idempotency key, so a retry applies once. A reduction the platform refuses
@@ -235,8 +238,16 @@ class DouyinConnector:
 
     def verify(self, request: InboundRequest, now_s: float) -> None:
         """``event-sign`` over the raw body, then the age of the newest message in it: more
-        than 10 minutes before ``now_s`` is a replay (see ``push.verify_push``)."""
-        push.verify_push(self._options.app_key, self._options.app_secret, request, now_s)
+        than ``webhook_window_s`` (default 72 hours) before ``now_s`` is a replay (see
+        ``push.verify_push``)."""
+        options = self._options
+        push.verify_push(
+            options.app_key,
+            options.app_secret,
+            request,
+            now_s,
+            window_s=options.webhook_window_s,
+        )
 
     def decode(self, request: InboundRequest) -> list[Notification]:
         try:

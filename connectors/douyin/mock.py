@@ -19,11 +19,17 @@ from aiohttp import web
 from connectors.base import InboundRequest
 from connectors.douyin import api
 from connectors.douyin.api import ApiError
-from connectors.douyin.mock_delivery import Deliverer, inbound, signed_headers
+from connectors.douyin.mock_delivery import (
+    DELIVERY_TIMEOUT,
+    acknowledged,
+    inbound,
+    signed_headers,
+)
 from connectors.douyin.mock_gateway import Gateway, Identity, MockStats
 from connectors.douyin.mock_handlers import HANDLERS, Refused
 from connectors.douyin.mock_payloads import envelope, messages, push_body
 from connectors.douyin.mock_state import MockOrder, MockShop
+from connectors.mock_support import LocalServer, WebhookSender
 
 DEFAULT_SHOP_ID: Final = "73521460"
 DEFAULT_APP_KEY: Final = "7152316418109823511"
@@ -68,50 +74,28 @@ class DouyinMock:
             rate_limit_per_s=rate_limit_per_s,
             clock=clock,
         )
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
-        self._deliverer: Deliverer | None = None
-        self._retired: list[Deliverer] = []
+        self._server = LocalServer(self._app)
+        self._webhooks = WebhookSender(
+            self.stats.deliveries, timeout=DELIVERY_TIMEOUT, acknowledged=acknowledged
+        )
 
     def __repr__(self) -> str:
-        return f"DouyinMock(shop_id={self._shop_id!r}, url={self._url!r})"
+        return f"DouyinMock(shop_id={self._shop_id!r}, url={self._server.url_if_started!r})"
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> str:
         """Serve on 127.0.0.1 at a free port; returns the base URL."""
-        if self._url is not None:
-            return self._url
-        app = web.Application()
-        for method in HANDLERS:
-            app.router.add_post(api.path_of(method), self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}"
-        return self._url
+        return await self._server.start()
 
     async def stop(self) -> None:
         """Stop serving and cancel pending deliveries; idempotent."""
-        deliverers = [*self._retired, *([self._deliverer] if self._deliverer else [])]
-        self._deliverer, self._retired = None, []
-        for deliverer in deliverers:
-            await deliverer.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        await self._webhooks.close()
+        await self._server.stop()
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the mock is not started")
-        return self._url
+        return self._server.url
 
     # --- listings and counters ------------------------------------------------------
 
@@ -184,19 +168,16 @@ class DouyinMock:
     def deliver_to(self, url: str | None) -> None:
         """From now on every buy, payment, cancellation and refund is pushed to ``url``
         (``None``: no longer pushed). Deliveries already under way go on."""
-        if self._deliverer is not None:
-            self._retired.append(self._deliverer)
-        self._deliverer = None if url is None else Deliverer(url, self.stats)
+        self._webhooks.deliver_to(url)
 
     async def settle_deliveries(self) -> None:
         """Wait until every push so far is acknowledged or abandoned."""
-        for deliverer in [*self._retired, *([self._deliverer] if self._deliverer else [])]:
-            await deliverer.settle()
+        await self._webhooks.drain()
 
     def _pushed(self, order: MockOrder) -> None:
-        if self._deliverer is not None:
+        if self._webhooks.url is not None:
             body = self._push(order, order.changes[-1].at_s)
-            self._deliverer.send(self._signed(body), body)
+            self._webhooks.send(self._signed(body), body)
 
     def _push(self, order: MockOrder, at_s: int) -> bytes:
         return push_body(messages(order, order.changes[-1], self._shop.shop_id, at_s))
@@ -219,6 +200,12 @@ class DouyinMock:
         self._gateway.inject("fail_in_band" if in_band else "fail", calls)
 
     # --- the HTTP side --------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        for method in HANDLERS:
+            app.router.add_post(api.path_of(method), self._handle)
+        return app
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = api.method_of(request.path)

@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 from connectors.douyin import api
 from connectors.douyin.api import ApiError
 from connectors.douyin.signing import canonical_param_json, request_signature_valid
+from connectors.mock_support import DeliveryCounts
 
 CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8))
 Fault = Literal["throttle", "fail", "fail_in_band"]
@@ -42,10 +43,7 @@ class MockStats:
     rejected_parameters: int = 0
     throttled: int = 0
     failed: int = 0
-    deliveries_sent: int = 0
-    deliveries_acked: int = 0
-    deliveries_retried: int = 0
-    deliveries_abandoned: int = 0
+    deliveries: DeliveryCounts = field(default_factory=DeliveryCounts)
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,20 @@ the first write. Secrets are kept out of the repr.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Self
 
 from connectors.base import WriteMode
-from connectors.douyin.api import SIGN_METHOD_HMAC_SHA256, SIGN_METHODS
+from connectors.douyin.api import SIGN_METHOD_HMAC_SHA256, SIGN_METHODS, WEBHOOK_WINDOW_S
+from connectors.http_support import seconds_option
 
 REQUIRED: Final = ("base_url", "app_key", "app_secret", "access_token", "shop_id")
 DEFAULT_TIMEOUT_S: Final = 5.0
 DEFAULT_THROTTLE_WAIT_S: Final = 1.0
 """In-band throttling carries no wait hint; one second is a polite first back-off."""
+DEFAULT_WEBHOOK_WINDOW_S: Final = float(WEBHOOK_WINDOW_S)
+"""A push's redelivery horizon is not published; see ``api.WEBHOOK_WINDOW_S``."""
 DEFAULT_WRITE_MODES: Final = frozenset({WriteMode.DELTA})
 SUPPORTED_WRITE_MODES: Final = frozenset({WriteMode.DELTA, WriteMode.ABSOLUTE})
 
@@ -34,6 +36,8 @@ class DouyinOptions:
     write_modes: frozenset[WriteMode] = DEFAULT_WRITE_MODES
     sign_method: str = SIGN_METHOD_HMAC_SHA256
     throttle_wait_s: float = DEFAULT_THROTTLE_WAIT_S
+    webhook_window_s: float = DEFAULT_WEBHOOK_WINDOW_S
+    """How long after its newest message time a push is still taken."""
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> Self:
@@ -53,10 +57,11 @@ class DouyinOptions:
             app_secret=options["app_secret"],
             access_token=options["access_token"],
             shop_id=str(int(shop_id)),
-            timeout_s=_seconds(options, "timeout_s", DEFAULT_TIMEOUT_S),
+            timeout_s=seconds_option(options, "timeout_s", DEFAULT_TIMEOUT_S),
             write_modes=DEFAULT_WRITE_MODES if modes is None else parse_write_modes(modes),
             sign_method=sign_method,
-            throttle_wait_s=_seconds(options, "throttle_wait_s", DEFAULT_THROTTLE_WAIT_S),
+            throttle_wait_s=seconds_option(options, "throttle_wait_s", DEFAULT_THROTTLE_WAIT_S),
+            webhook_window_s=seconds_option(options, "webhook_window_s", DEFAULT_WEBHOOK_WINDOW_S),
         )
 
 
@@ -73,16 +78,3 @@ def parse_write_modes(option: str) -> frozenset[WriteMode]:
     if not modes or not modes <= SUPPORTED_WRITE_MODES:
         raise ValueError(f"write_modes must list delta and/or absolute, got {option!r}")
     return modes
-
-
-def _seconds(options: Mapping[str, str], name: str, default: float) -> float:
-    text = options.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be positive, got {text!r}")
-    return value

@@ -34,13 +34,19 @@ class PushMessage:
     data: Mapping[str, Any]
 
 
-def verify_push(app_key: str, app_secret: str, request: InboundRequest, now_s: float) -> None:
+def verify_push(
+    app_key: str,
+    app_secret: str,
+    request: InboundRequest,
+    now_s: float,
+    *,
+    window_s: float = WEBHOOK_WINDOW_S,
+) -> None:
     """``event-sign`` over the raw body (constant time), then the delivery's age.
 
-    A delivery whose newest message time is more than ``WEBHOOK_WINDOW_S`` (10 minutes)
-    before ``now_s`` is refused as a replay. The cost of that choice: a redelivery the
-    platform makes more than 10 minutes after the change is refused too, and the order is
-    caught up by hydrating its later messages or by drift repair instead. A delivery with
+    A delivery whose newest message time is more than ``window_s`` (default
+    ``WEBHOOK_WINDOW_S``, 72 hours) before ``now_s`` is refused as a replay; a redelivery
+    inside it is taken, and its events are answered as duplicates. A delivery with
     messages but no time in any of them cannot be placed in the window and is refused; an
     unreadable body passes here and is refused by ``parse_push``.
     """
@@ -62,9 +68,9 @@ def verify_push(app_key: str, app_secret: str, request: InboundRequest, now_s: f
     times = [t for t in map(message_time_s, messages) if t is not None]
     if messages and not times:
         raise ReplayRejected("douyin push carries no message time to check its age")
-    if times and max(times) < now_s - WEBHOOK_WINDOW_S:
+    if times and max(times) < now_s - window_s:
         raise ReplayRejected(
-            f"douyin push is {now_s - max(times):.0f} s old (window {WEBHOOK_WINDOW_S} s)"
+            f"douyin push is {now_s - max(times):.0f} s old (window {window_s:.0f} s)"
         )
 
 

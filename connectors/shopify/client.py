@@ -10,7 +10,6 @@ access token travels in a header only, so no URL, message or repr here can leak 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Final, NamedTuple
 
 import aiohttp
@@ -18,12 +17,11 @@ import orjson
 from yarl import URL
 
 from connectors.base import ConnectorError, RateLimited, Rejected, TransientError
+from connectors.http_support import DEFAULT_RETRY_AFTER_S, SessionClient, parse_retry_after
 from connectors.shopify import api
 from connectors.shopify.signing import request_headers
 from connectors.shopify.wire import GraphQLAnswer, InvalidAnswer, decode_answer
 
-DEFAULT_RETRY_AFTER_S: Final = 1.0
-"""The wait when a throttled answer gives no usable hint."""
 _MAX_DETAIL_CHARS: Final = 200
 _RETRYABLE_CODES: Final = frozenset({api.INTERNAL_SERVER_ERROR})
 
@@ -36,31 +34,19 @@ class _Answer(NamedTuple):
     retry_after: str | None
 
 
-class AdminClient:
+class AdminClient(SessionClient):
     """Calls one shop's Admin API at ``base_url`` (``https://<shop>.myshopify.com``)."""
 
     def __init__(
         self, base_url: str, access_token: str, *, api_version: str, timeout_s: float
     ) -> None:
+        super().__init__(timeout_s=timeout_s, name="shopify")
         self._base_url = URL(base_url)
         self._headers = request_headers(access_token)
         self._api_version = api_version
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"AdminClient({str(self._base_url)!r}, api_version={self._api_version!r})"
-
-    async def start(self) -> None:
-        if self._session is None and not self._closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-
-    async def close(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
     async def graphql(self, body: bytes) -> dict[str, Any]:
         """POST a query; its ``data`` when it ran, else the mapped ``ConnectorError``."""
@@ -91,15 +77,10 @@ class AdminClient:
         return order
 
     async def _send(self, method: str, path: str, body: bytes | None = None) -> _Answer:
-        if self._session is None:
-            # A contract breach by the caller, still a ConnectorError so the caller's
-            # error handling stays total.
-            raise Rejected("shopify connector is not started or already closed")
+        session = self.session()
         url = self._base_url.joinpath(path.lstrip("/"), encoded=True)
         try:
-            async with self._session.request(
-                method, url, data=body, headers=self._headers
-            ) as response:
+            async with session.request(method, url, data=body, headers=self._headers) as response:
                 return _Answer(
                     response.status, await response.read(), response.headers.get("Retry-After")
                 )
@@ -141,17 +122,6 @@ def error_for_status(status: int, detail: str, retry_after: str | None) -> Conne
     if status >= 500:
         return TransientError(message)
     return Rejected(message)
-
-
-def parse_retry_after(value: str | None) -> float:
-    """Shopify sends ``Retry-After`` as seconds (``2.0``); anything else waits the default."""
-    if value is None:
-        return DEFAULT_RETRY_AFTER_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        return DEFAULT_RETRY_AFTER_S
-    return seconds if math.isfinite(seconds) and seconds >= 0 else DEFAULT_RETRY_AFTER_S
 
 
 def _detail(body: bytes) -> str:

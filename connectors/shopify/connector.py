@@ -27,6 +27,7 @@ from connectors.base import (
     StockUpdate,
     WriteMode,
 )
+from connectors.http_support import number_option
 from connectors.shopify import api
 from connectors.shopify.client import AdminClient
 from connectors.shopify.listings import (
@@ -116,9 +117,9 @@ class ShopifyConnector:
             **required,
             listings=parsed,
             api_version=options.get("api_version") or api.API_VERSION,
-            timeout_s=_number(options, "timeout_s", DEFAULT_TIMEOUT_S),
-            webhook_window_s=_number(options, "webhook_window_s", DEFAULT_WEBHOOK_WINDOW_S),
-            cas_attempts=int(_number(options, "cas_attempts", DEFAULT_CAS_ATTEMPTS)),
+            timeout_s=number_option(options, "timeout_s", DEFAULT_TIMEOUT_S),
+            webhook_window_s=number_option(options, "webhook_window_s", DEFAULT_WEBHOOK_WINDOW_S),
+            cas_attempts=int(number_option(options, "cas_attempts", DEFAULT_CAS_ATTEMPTS)),
             sku_by_variant=parse_variants(options.get("variants")),
         )
 
@@ -211,13 +212,3 @@ def _required(options: Mapping[str, str], name: str) -> str:
     if not value:
         raise ValueError(f"the shopify connector needs the option {name!r}")
     return value
-
-
-def _number(options: Mapping[str, str], name: str, default: float) -> float:
-    text = options.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"option {name!r} must be a number, got {text!r}") from None

@@ -21,21 +21,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from aiohttp import web
-
 from connectors.base import InboundRequest
+from connectors.mock_support import DEFAULT_BASE_DELAY_S, LocalServer, WebhookSender
 from connectors.shopify import api
 from connectors.shopify.mock_bucket import CostBucket, RestBucket
 from connectors.shopify.mock_gateway import AdminGateway, MockStats
 from connectors.shopify.mock_graphql import MUTATION_COST
 from connectors.shopify.mock_payloads import order_payload
 from connectors.shopify.mock_state import ShopBooks, WebhookEvent
-from connectors.shopify.mock_webhooks import (
-    BASE_DELAY_S,
-    Delivery,
-    WebhookSender,
-    signed_delivery,
-)
+from connectors.shopify.mock_webhooks import DELIVERY_TIMEOUT, Delivery, signed_delivery
 
 DEFAULT_SHOP_ID: Final = "stockcast-demo.myshopify.com"
 DEFAULT_LOCATION_ID: Final = "65544149100"
@@ -65,7 +59,7 @@ class ShopifyMock:
         maximum_available: float = api.STANDARD_MAXIMUM_AVAILABLE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        delivery_base_delay_s: float = BASE_DELAY_S,
+        delivery_base_delay_s: float = DEFAULT_BASE_DELAY_S,
     ) -> None:
         if rate_limit_per_s is not None:
             restore_rate = rate_limit_per_s * MUTATION_COST
@@ -87,13 +81,14 @@ class ShopifyMock:
             ),
             rest_bucket=RestBucket(clock=monotonic),
         )
-        self._webhooks = WebhookSender(self.stats, base_delay_s=delivery_base_delay_s)
+        self._webhooks = WebhookSender(
+            self.stats.deliveries, base_delay_s=delivery_base_delay_s, timeout=DELIVERY_TIMEOUT
+        )
         self._announced = 0
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
+        self._server = LocalServer(self._gateway.app)
 
     def __repr__(self) -> str:
-        return f"ShopifyMock(shop_id={self._shop_id!r}, url={self._url!r})"
+        return f"ShopifyMock(shop_id={self._shop_id!r}, url={self._server.url_if_started!r})"
 
     @property
     def shop_id(self) -> str:
@@ -101,34 +96,18 @@ class ShopifyMock:
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the mock is not started")
-        return self._url
+        return self._server.url
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> str:
         """Serve on 127.0.0.1 at a free port; returns the base URL."""
-        if self._url is not None:
-            return self._url
-        runner = web.AppRunner(self._gateway.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}"
-        return self._url
+        return await self._server.start()
 
     async def stop(self) -> None:
         """Stop serving and cancel deliveries still pending; idempotent."""
         await self._webhooks.close()
-        runner, self._runner, self._url = self._runner, None, None
-        if runner is not None:
-            await runner.cleanup()
+        await self._server.stop()
 
     # --- the merchant -----------------------------------------------------------------
 
@@ -196,7 +175,7 @@ class ShopifyMock:
     def deliver_to(self, url: str | None) -> None:
         """From now on POST every change's delivery to ``url``, retrying non-2xx answers
         with backoff (``None`` stops)."""
-        self._webhooks.target(url)
+        self._webhooks.deliver_to(url)
 
     async def drain_deliveries(self) -> None:
         await self._webhooks.drain()
@@ -205,7 +184,8 @@ class ShopifyMock:
         events = self._books.events[self._announced :]
         self._announced = len(self._books.events)
         for event in events:
-            self._webhooks.send(self._delivery(event, self._clock()))
+            delivery = self._delivery(event, self._clock())
+            self._webhooks.send(delivery.headers, delivery.body)
 
     def _delivery(self, event: WebhookEvent, triggered_at_s: float) -> Delivery:
         return signed_delivery(

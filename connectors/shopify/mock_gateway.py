@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
+from connectors.mock_support import DeliveryCounts
 from connectors.shopify import api
 from connectors.shopify.mock_bucket import Admission, CostBucket, RestBucket
 from connectors.shopify.mock_graphql import (
@@ -27,7 +28,6 @@ from connectors.shopify.mock_graphql import (
 )
 from connectors.shopify.mock_payloads import order_payload
 from connectors.shopify.mock_state import ShopBooks
-from connectors.shopify.mock_webhooks import DeliveryStats
 
 INVALID_TOKEN: Final = (
     "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -40,7 +40,7 @@ REST_THROTTLED: Final = (
 
 
 @dataclass(slots=True)
-class MockStats(DeliveryStats):
+class MockStats:
     api_calls: int = 0
     writes_applied: int = 0
     writes_stale: int = 0
@@ -53,6 +53,7 @@ class MockStats(DeliveryStats):
     failed: int = 0
     lost_answers: int = 0
     orders_fetched: int = 0
+    deliveries: DeliveryCounts = field(default_factory=DeliveryCounts)
 
     @property
     def writes_rejected_signature(self) -> int:

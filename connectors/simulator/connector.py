@@ -24,6 +24,7 @@ from connectors.base import (
     TransientError,
     WriteMode,
 )
+from connectors.http_support import SessionClient, parse_retry_after
 from connectors.simulator.stock_api import (
     InvalidBody,
     StockAdjustment,
@@ -34,7 +35,6 @@ from connectors.simulator.stock_api import (
     decode_push_answer,
     encode_adjustment,
     encode_push,
-    parse_retry_after,
     stock_path,
 )
 
@@ -55,7 +55,7 @@ class _Answer(NamedTuple):
     retry_after: str | None
 
 
-class SimulatorConnector:
+class SimulatorConnector(SessionClient):
     """Writes counts to a simulator server at ``base_url``; serves every simulated channel.
 
     Options: ``base_url`` (required), ``timeout_s`` (total per request, default 5),
@@ -76,11 +76,9 @@ class SimulatorConnector:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if not write_modes:
             raise ValueError("write_modes must name at least one mode")
+        super().__init__(timeout_s=timeout_s, name="simulator")
         self._base_url = URL(base_url)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._write_modes = write_modes
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     @classmethod
     def from_options(
@@ -101,10 +99,6 @@ class SimulatorConnector:
     @property
     def write_modes(self) -> frozenset[WriteMode]:
         return self._write_modes
-
-    async def start(self) -> None:
-        if self._session is None and not self._closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
 
     async def push_stock(self, update: StockUpdate, mode: WriteMode) -> PushResult:
         if mode not in self._write_modes:
@@ -127,12 +121,6 @@ class SimulatorConnector:
             answer = await self._send("GET", stock_path(channel, sku))
             counts[sku] = _decoded(decode_count, _success(answer)).displayed
         return counts
-
-    async def close(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
     async def _adjust(self, update: StockUpdate) -> PushResult:
         """POST the delta; the idempotency key makes a retry of a landed write a no-op."""
@@ -168,13 +156,10 @@ class SimulatorConnector:
         return PushResult(applied=update.delta if pushed.applied else 0, displayed=pushed.displayed)
 
     async def _send(self, method: str, path: str, body: bytes | None = None) -> _Answer:
-        if self._session is None:
-            # A contract breach by the caller, still raised as a ConnectorError so the
-            # publisher's error handling stays total.
-            raise Rejected("simulator connector is not started or already closed")
+        session = self.session()
         url = self._base_url.joinpath(path, encoded=True)
         try:
-            async with self._session.request(method, url, data=body, headers=_JSON) as response:
+            async with session.request(method, url, data=body, headers=_JSON) as response:
                 return _Answer(
                     response.status, await response.read(), response.headers.get("Retry-After")
                 )

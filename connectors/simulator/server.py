@@ -17,6 +17,7 @@ from typing import Self
 import orjson
 from aiohttp import web
 
+from connectors.mock_support import serve_app
 from connectors.simulator.rooms import CasOutcome, LiveRoom
 from connectors.simulator.stock_api import (
     AdjustmentAnswer,
@@ -185,15 +186,5 @@ async def start_server(
     app: web.Application, *, host: str = "127.0.0.1", port: int = 0
 ) -> RunningServer:
     """Serve ``app`` on ``host:port``; port 0 picks a free port, read it from ``url``."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    bound_host, bound_port = runner.addresses[0][:2]
-    if ":" in bound_host:
-        bound_host = f"[{bound_host}]"  # an IPv6 literal needs brackets in a URL
-    return RunningServer(url=f"http://{bound_host}:{bound_port}", runner=runner)
+    runner, url = await serve_app(app, host=host, port=port)
+    return RunningServer(url=url, runner=runner)

@@ -14,16 +14,13 @@ the other way round, so the two cannot drift apart. Decoders raise ``InvalidBody
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
 import orjson
 
 PUSH_FIELDS: Final = ("quantity", "version", "event_time_ms")
-DEFAULT_RETRY_AFTER_S: Final = 1.0
 
 
 class InvalidBody(ValueError):
@@ -171,24 +168,3 @@ def _ints(data: dict[str, Any], *names: str) -> list[int]:
         if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidBody(f"{name} must be an integer, got {value!r}")
     return [data[name] for name in names]
-
-
-def parse_retry_after(value: str | None, *, now_s: float) -> float:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
-
-    A missing or unreadable header still means "slow down", so it yields a default
-    rather than zero.
-    """
-    if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else DEFAULT_RETRY_AFTER_S
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER_S
-    return max(0.0, when.timestamp() - now_s)

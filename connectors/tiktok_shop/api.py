@@ -32,9 +32,16 @@ MAX_SEARCH_PRODUCT_IDS: Final = 100
 MAX_ORDER_IDS: Final = 50
 
 TIMESTAMP_PAST_WINDOW_S: Final = 300
-"""A request or webhook timestamp may lie up to 5 minutes before the platform's clock [D]..."""
+"""A request timestamp may lie up to 5 minutes before the platform's clock [D]..."""
 TIMESTAMP_FUTURE_WINDOW_S: Final = 30
-"""...and up to 30 seconds after it [D]."""
+"""...and up to 30 seconds after it [D]. Webhooks keep this future skew too."""
+
+WEBHOOK_REDELIVERY_S: Final = 72 * 3600
+"""How long after an event a webhook may still arrive: TikTok redelivers an unacknowledged
+notification with its original body (and ``timestamp``) for up to 72 hours, with
+exponential backoff, then drops it (TikTok for Developers, "Webhooks overview",
+developers.tiktok.com/doc/webhooks-overview) [U: the TikTok Shop partner docs in reach do
+not restate it for shop webhooks]. The connector's default webhook window."""
 
 # Common codes [D] (partner.tiktokshop.com/docv2/page/common-errors).
 SUCCESS: Final = 0

@@ -8,11 +8,9 @@ credential.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
@@ -20,11 +18,11 @@ import orjson
 from yarl import URL
 
 from connectors.base import ConnectorError, RateLimited, Rejected, TransientError
+from connectors.http_support import SessionClient, parse_retry_after
 from connectors.tiktok_shop import api
 from connectors.tiktok_shop.mapping import Envelope, InvalidAnswer, decode_envelope
 from connectors.tiktok_shop.signing import signed_query
 
-DEFAULT_RETRY_AFTER_S: Final = 1.0
 _MAX_DETAIL_CHARS: Final = 200
 
 
@@ -41,7 +39,7 @@ class Credentials:
         return f"Credentials(app_key={self.app_key!r}, app_secret=***, access_token=***)"
 
 
-class PartnerApi:
+class PartnerApi(SessionClient):
     """One shop's signed access to the Partner API at ``base_url``."""
 
     def __init__(
@@ -52,22 +50,10 @@ class PartnerApi:
         timeout_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(timeout_s=timeout_s, name="TikTok Shop")
         self._base_url = URL(base_url)
         self._credentials = credentials
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
-
-    async def start(self) -> None:
-        if self._session is None and not self._closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-
-    async def close(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
     async def call(
         self,
@@ -78,10 +64,7 @@ class PartnerApi:
         body: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any]:
         """The answer's ``data`` when its code is 0; raises the mapped error otherwise."""
-        if self._session is None:
-            # A contract breach by the caller, still a ConnectorError so error handling
-            # stays total.
-            raise Rejected("TikTok Shop connector is not started or already closed")
+        session = self.session()
         raw = b"" if body is None else orjson.dumps(body)
         creds = self._credentials
         query = signed_query(
@@ -96,7 +79,7 @@ class PartnerApi:
         url = self._base_url.joinpath(path.lstrip("/")).with_query(query)
         headers = {"content-type": "application/json", api.ACCESS_TOKEN_HEADER: creds.access_token}
         try:
-            async with self._session.request(method, url, data=raw, headers=headers) as answer:
+            async with session.request(method, url, data=raw, headers=headers) as answer:
                 status, content = answer.status, await answer.read()
                 retry_after = answer.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -112,7 +95,7 @@ def _data(
         envelope = decode_envelope(content)
     except InvalidAnswer as exc:
         if status == 429:
-            hint = parse_retry_after(retry_after, now_s)
+            hint = parse_retry_after(retry_after, now_s=now_s)
             raise RateLimited(f"{path}: HTTP 429", hint) from None
         raise TransientError(f"{path}: HTTP {status} with an unreadable answer: {exc}") from None
     error = error_for(path, status, envelope, retry_after, now_s)
@@ -132,27 +115,9 @@ def error_for(
     if envelope.request_id:
         message += f" [request_id {envelope.request_id}]"
     if envelope.code == api.TOO_MANY_REQUESTS or status == 429:
-        return RateLimited(message, parse_retry_after(retry_after, now_s))
+        return RateLimited(message, parse_retry_after(retry_after, now_s=now_s))
     if envelope.code in api.RETRYABLE_CODES or status >= 500:
         return TransientError(message)
     if envelope.code == api.EXPIRED_TOKEN:
         return Rejected(f"{message}; the access token expired, refresh it in the channel options")
     return Rejected(message)
-
-
-def parse_retry_after(value: str | None, now_s: float) -> float:
-    """Seconds from ``Retry-After`` (delta-seconds or HTTP-date). A 429 without a readable
-    one still means "slow down", so it yields a default rather than zero."""
-    if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else DEFAULT_RETRY_AFTER_S
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER_S
-    return max(0.0, when.timestamp() - now_s)

@@ -11,6 +11,7 @@ sold within that one round trip are at risk, and drift repair finds them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,12 +33,15 @@ from connectors.base import (
     TransientError,
     WriteMode,
 )
+from connectors.http_support import number_option
 from connectors.tiktok_shop import api, mapping
 from connectors.tiktok_shop.client import Credentials, PartnerApi
 from connectors.tiktok_shop.signing import webhook_signature_valid
 
 DEFAULT_TIMEOUT_S: Final = 5.0
 DEFAULT_REMEMBERED_WRITES: Final = 10_000
+DEFAULT_WEBHOOK_WINDOW_S: Final = float(api.WEBHOOK_REDELIVERY_S)
+"""TikTok redelivers a webhook with its original timestamp for up to 72 hours."""
 REQUIRED_OPTIONS: Final = (
     "base_url",
     "app_key",
@@ -67,7 +71,11 @@ class TikTokShopConnector:
     ``https://open-api.tiktokglobalshop.com``), ``app_key``, ``app_secret``,
     ``access_token``, ``shop_cipher`` and ``shop_id``, all required; ``timeout_s`` (total per
     request, default 5); ``remembered_writes`` (how many writes' targets are kept for their
-    retries, default 10000).
+    retries, default 10000); ``webhook_window_s`` (how long after its ``timestamp`` a
+    delivery is still accepted, default 72 h: the platform redelivers the original for up
+    to 72 hours after our ingress failed to answer, and refusing those would lose the
+    orders; a replay inside the window changes nothing, its events are answered as
+    duplicates). A delivery may be stamped up to 30 s ahead of our clock.
 
     Listings: stockcast SKU -> ``"<product_id>:<sku_id>[@<warehouse_id>]"``; without a
     warehouse the SKU lives in the shop's single default warehouse.
@@ -84,10 +92,13 @@ class TikTokShopConnector:
         listings: Mapping[str, api.ListingRef],
         timeout_s: float = DEFAULT_TIMEOUT_S,
         remembered_writes: int = DEFAULT_REMEMBERED_WRITES,
+        webhook_window_s: float = DEFAULT_WEBHOOK_WINDOW_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if not math.isfinite(webhook_window_s) or webhook_window_s <= 0:
+            raise ValueError(f"webhook_window_s must be positive, got {webhook_window_s}")
         if remembered_writes < 1:
             raise ValueError(f"remembered_writes must be at least 1, got {remembered_writes}")
         self._credentials = credentials
@@ -97,6 +108,7 @@ class TikTokShopConnector:
         self._api = PartnerApi(base_url, credentials, timeout_s=timeout_s, clock=clock)
         self._targets: OrderedDict[str, _Target] = OrderedDict()
         self._remembered_writes = remembered_writes
+        self._webhook_window_s = webhook_window_s
 
     @classmethod
     def from_options(
@@ -126,8 +138,11 @@ class TikTokShopConnector:
             ),
             shop_id=options["shop_id"].strip(),
             listings=refs,
-            timeout_s=_number(options, "timeout_s", DEFAULT_TIMEOUT_S),
-            remembered_writes=int(_number(options, "remembered_writes", DEFAULT_REMEMBERED_WRITES)),
+            timeout_s=number_option(options, "timeout_s", DEFAULT_TIMEOUT_S),
+            remembered_writes=int(
+                number_option(options, "remembered_writes", DEFAULT_REMEMBERED_WRITES)
+            ),
+            webhook_window_s=number_option(options, "webhook_window_s", DEFAULT_WEBHOOK_WINDOW_S),
             clock=clock,
         )
 
@@ -247,7 +262,7 @@ class TikTokShopConnector:
         timestamp = mapping.delivery_timestamp(request.body)
         if timestamp is None:
             raise ReplayRejected("TikTok Shop delivery carries no timestamp to check")
-        earliest = now_s - api.TIMESTAMP_PAST_WINDOW_S
+        earliest = now_s - self._webhook_window_s
         latest = now_s + api.TIMESTAMP_FUTURE_WINDOW_S
         if not earliest <= timestamp <= latest:
             raise ReplayRejected(
@@ -311,13 +326,3 @@ def _reverse(listings: Mapping[str, api.ListingRef]) -> dict[str, str]:
         if other != sku:
             raise ValueError(f"SKUs {other!r} and {sku!r} share the TikTok SKU id {ref.sku_id}")
     return reverse
-
-
-def _number(options: Mapping[str, str], name: str, default: float) -> float:
-    text = options.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"option {name} must be a number, got {text!r}") from None

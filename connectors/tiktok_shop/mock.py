@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from connectors.base import InboundRequest
+from connectors.mock_support import LocalServer, WebhookSender
 from connectors.tiktok_shop import api
 from connectors.tiktok_shop.mock_endpoints import (
     ApiError,
@@ -38,7 +39,7 @@ from connectors.tiktok_shop.mock_endpoints import (
 )
 from connectors.tiktok_shop.mock_gate import AppCredentials, Gate, MockStats, Refusal
 from connectors.tiktok_shop.mock_state import ShopBooks
-from connectors.tiktok_shop.mock_webhooks import WebhookSender, delivery
+from connectors.tiktok_shop.mock_webhooks import delivery
 
 DEFAULT_SHOP_ID: Final = "7495000000000000001"
 _UPDATE_PATTERN: Final = re.compile(r"^/product/202309/products/[^/]+/inventory/update$")
@@ -75,14 +76,13 @@ class TikTokShopMock:
         self._gate = Gate(
             self._credentials, self.stats, clock=clock, rate_limit_per_s=rate_limit_per_s
         )
-        self._webhooks = WebhookSender(self.stats)
+        self._webhooks = WebhookSender(self.stats.deliveries)
         self._request_ids = itertools.count(1)
         self._lost_write_answers = 0
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
+        self._server = LocalServer(self._app)
 
     def __repr__(self) -> str:
-        return f"TikTokShopMock(shop_id={self.shop_id!r}, url={self._url!r})"
+        return f"TikTokShopMock(shop_id={self.shop_id!r}, url={self._server.url_if_started!r})"
 
     @property
     def shop_id(self) -> str:
@@ -90,34 +90,18 @@ class TikTokShopMock:
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the mock is not started")
-        return self._url
+        return self._server.url
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> str:
         """Serve on 127.0.0.1 at a free port; returns the base URL."""
-        if self._url is not None:
-            return self._url
-        runner = web.AppRunner(self._app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}"
-        return self._url
+        return await self._server.start()
 
     async def stop(self) -> None:
         """Stop serving and cancel deliveries still pending; idempotent."""
         await self._webhooks.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        await self._server.stop()
 
     # --- the merchant -----------------------------------------------------------------
 
@@ -227,7 +211,8 @@ class TikTokShopMock:
         events = self._books.orders[order_id].events
         now = math.floor(self._clock())
         for event in events[len(events) - 1 if since is None else since :]:
-            self._webhooks.send(delivery(self._credentials, self.shop_id, event, now))
+            request = delivery(self._credentials, self.shop_id, event, now)
+            self._webhooks.send(request.headers, request.body)
 
     # --- faults -----------------------------------------------------------------------
 

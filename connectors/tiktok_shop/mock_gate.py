@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from connectors.mock_support import DeliveryCounts
 from connectors.tiktok_shop import api
 from connectors.tiktok_shop.signing import request_signature_valid
 
@@ -38,10 +39,7 @@ class MockStats:
     inventory_reads: int = 0
     order_reads: int = 0
     return_reads: int = 0
-    deliveries_sent: int = 0
-    """Webhook POSTs attempted (a retry counts again)."""
-    deliveries_acknowledged: int = 0
-    deliveries_abandoned: int = 0
+    deliveries: DeliveryCounts = field(default_factory=DeliveryCounts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -648,8 +648,8 @@ async def test_deliveries_are_signed_and_retried_on_5xx(
     assert order_id is not None
     await mock.settle_deliveries()
     assert [[n.order_id for n in notes] for notes in received] == [[order_id]]
-    assert (mock.stats.deliveries_sent, mock.stats.deliveries_retried) == (3, 2)
-    assert mock.stats.deliveries_acked == 1
+    assert (mock.stats.deliveries.attempts, mock.stats.deliveries.retries) == (3, 2)
+    assert mock.stats.deliveries.acknowledged == 1
 
 
 async def test_stop_cancels_pending_deliveries(make_mock: MakeMock, serve: Serve) -> None:
@@ -667,10 +667,10 @@ async def test_stop_cancels_pending_deliveries(make_mock: MakeMock, serve: Serve
     assert platform.buy("blush", 1, buyer="b", region=None) is not None
     await first_try.wait()
     await platform.stop()
-    sent = platform.stats.deliveries_sent
+    sent = platform.stats.deliveries.attempts
     await asyncio.sleep(0.1)  # longer than the next back-off step
-    assert platform.stats.deliveries_sent == sent
-    assert platform.stats.deliveries_acked == platform.stats.deliveries_abandoned == 0
+    assert platform.stats.deliveries.attempts == sent
+    assert platform.stats.deliveries.acknowledged == platform.stats.deliveries.abandoned == 0
 
 
 async def test_delivering_can_be_switched_off(mock: DouyinMock, serve: Serve) -> None:
@@ -689,7 +689,7 @@ async def test_delivering_can_be_switched_off(mock: DouyinMock, serve: Serve) ->
     mock.deliver_to(None)
     assert mock.buy("blush", 1, buyer="b", region=None) is not None
     await mock.settle_deliveries()
-    assert posts == mock.stats.deliveries_acked == 1
+    assert posts == mock.stats.deliveries.acknowledged == 1
 
 
 async def test_hmac_signed_pushes_verify(make_mock: MakeMock, connect: Connect) -> None:

@@ -83,6 +83,8 @@ def test_options_need_every_credential_and_read_the_rest() -> None:
             DouyinOptions.parse({**full, name: " "})
     options = DouyinOptions.parse({**full, "timeout_s": "2.5", "sign_method": "MD5"})
     assert (options.timeout_s, options.sign_method) == (2.5, "md5")
+    assert options.webhook_window_s == 72 * 3600
+    assert DouyinOptions.parse({**full, "webhook_window_s": "600"}).webhook_window_s == 600
     assert "s3cret" not in repr(options)
     assert "t0ken" not in repr(options)
     for bad in (
@@ -91,6 +93,8 @@ def test_options_need_every_credential_and_read_the_rest() -> None:
         {"sign_method": "sha1"},
         {"shop_id": "shop-1"},
         {"throttle_wait_s": "inf"},
+        {"webhook_window_s": "0"},
+        {"webhook_window_s": "a day"},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DouyinOptions.parse({**full, **bad})

@@ -836,7 +836,7 @@ async def test_deliveries_are_signed_and_retried_until_acknowledged(
     assert {r.body for r in received} == {received[0].body}
     [notification] = connector.decode(received[-1])
     assert notification.order_id == order_id
-    assert (mock.stats.deliveries_sent, mock.stats.delivery_attempts) == (1, 3)
+    assert (mock.stats.deliveries.acknowledged, mock.stats.deliveries.attempts) == (1, 3)
 
 
 async def test_a_delivery_is_given_up_after_eight_tries(mock: ShopifyMock, serve: Serve) -> None:
@@ -855,7 +855,7 @@ async def test_a_delivery_is_given_up_after_eight_tries(mock: ShopifyMock, serve
     await mock.drain_deliveries()
 
     assert tries == 8
-    assert mock.stats.deliveries_failed == 1
+    assert mock.stats.deliveries.abandoned == 1
 
 
 async def test_stop_cancels_pending_deliveries(mock: ShopifyMock, serve: Serve) -> None:
@@ -870,4 +870,4 @@ async def test_stop_cancels_pending_deliveries(mock: ShopifyMock, serve: Serve) 
 
     await mock.stop()
 
-    assert mock.stats.deliveries_sent == 0
+    assert mock.stats.deliveries.acknowledged == 0

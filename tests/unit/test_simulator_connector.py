@@ -20,6 +20,7 @@ from connectors.base import (
     TransientError,
     WriteMode,
 )
+from connectors.http_support import DEFAULT_RETRY_AFTER_S, parse_retry_after
 from connectors.simulator.connector import CAS_ATTEMPTS, SimulatorConnector
 from connectors.simulator.rooms import LiveRoom
 from connectors.simulator.server import (
@@ -29,7 +30,6 @@ from connectors.simulator.server import (
     create_app,
     start_server,
 )
-from connectors.simulator.stock_api import DEFAULT_RETRY_AFTER_S, parse_retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,16 +1,16 @@
-"""The contract harness for TikTok Shop does what ``PlatformHarness`` promises."""
+"""Each mock-backed contract harness does what ``PlatformHarness`` promises."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from connectors.base import (
     InboundConnector,
     OrderStatus,
-    PushResult,
     RateLimited,
     Rejected,
     ReplayRejected,
@@ -20,15 +20,28 @@ from connectors.base import (
     WriteMode,
 )
 from connectors.testing import PlatformHarness
+from tests.contract.harness_douyin import DouyinHarness
+from tests.contract.harness_shopify import ShopifyHarness
 from tests.contract.harness_tiktok_shop import TikTokShopHarness
+from tests.contract.mock_harness import MockHarness
+
+HARNESSES: list[tuple[type[MockHarness[Any, Any]], WriteMode]] = [
+    (ShopifyHarness, WriteMode.COMPARE_AND_SWAP),
+    (TikTokShopHarness, WriteMode.ABSOLUTE),
+    (DouyinHarness, WriteMode.DELTA),
+]
+"""Each harness with the write mode its platform offers first."""
 
 
-@pytest.fixture
-async def harness() -> AsyncIterator[PlatformHarness]:
-    platform: PlatformHarness = TikTokShopHarness()  # mypy checks the protocol here
-    await platform.start()
-    yield platform
-    await platform.close()
+@pytest.fixture(params=HARNESSES, ids=lambda param: param[0].platform)
+async def platform(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[PlatformHarness, WriteMode]]:
+    harness_type, mode = request.param
+    harness: PlatformHarness = harness_type()  # mypy checks the protocol here
+    await harness.start()
+    yield harness, mode
+    await harness.close()
 
 
 def update(harness: PlatformHarness, sku: str, delta: int, key: str) -> StockUpdate:
@@ -43,29 +56,35 @@ def update(harness: PlatformHarness, sku: str, delta: int, key: str) -> StockUpd
     )
 
 
-async def test_the_harness_lists_skus_at_zero(harness: PlatformHarness) -> None:
+async def test_the_harness_lists_skus_at_zero(platform: tuple[PlatformHarness, WriteMode]) -> None:
+    harness, _ = platform
+
     assert len(harness.listed_skus) >= 2
     assert all(harness.displayed(sku) == 0 for sku in harness.listed_skus)
     assert harness.unlisted_sku not in harness.listed_skus
 
 
-async def test_writes_and_reads_go_through_the_harness(harness: PlatformHarness) -> None:
+async def test_writes_and_reads_go_through_the_harness(
+    platform: tuple[PlatformHarness, WriteMode],
+) -> None:
+    harness, mode = platform
     connector = await harness.connector()
     sku = harness.listed_skus[0]
     harness.set_displayed(sku, 10)
 
-    result = await connector.push_stock(update(harness, sku, -3, "k1"), WriteMode.ABSOLUTE)
+    result = await connector.push_stock(update(harness, sku, -3, "k1"), mode)
 
-    assert result == PushResult(applied=-3, displayed=7)
+    # A platform may not say what it shows after a write (Douyin's delta): None.
+    assert result.applied == -3
+    assert result.displayed in (7, None)
     assert harness.displayed(sku) == 7
     assert await connector.read_stock(harness.channel, [sku, harness.unlisted_sku]) == {sku: 7}
     with pytest.raises(Rejected):
-        await connector.push_stock(
-            update(harness, harness.unlisted_sku, 1, "k2"), WriteMode.ABSOLUTE
-        )
+        await connector.push_stock(update(harness, harness.unlisted_sku, 1, "k2"), mode)
 
 
-async def test_faults_go_through_the_harness(harness: PlatformHarness) -> None:
+async def test_faults_go_through_the_harness(platform: tuple[PlatformHarness, WriteMode]) -> None:
+    harness, mode = platform
     connector = await harness.connector()
     sku = harness.listed_skus[0]
 
@@ -75,9 +94,20 @@ async def test_faults_go_through_the_harness(harness: PlatformHarness) -> None:
     harness.fail_next(1)
     with pytest.raises(TransientError):
         await connector.read_stock(harness.channel, [sku])
+    harness.throttle_next(1)
+    with pytest.raises(RateLimited):
+        await connector.push_stock(update(harness, sku, 1, "k1"), mode)
+    harness.fail_next(1)
+    with pytest.raises(TransientError):
+        await connector.push_stock(update(harness, sku, 1, "k1"), mode)
+    assert (await connector.push_stock(update(harness, sku, 1, "k1"), mode)).applied == 1
+    assert harness.displayed(sku) == 1
 
 
-async def test_orders_and_webhooks_go_through_the_harness(harness: PlatformHarness) -> None:
+async def test_orders_and_webhooks_go_through_the_harness(
+    platform: tuple[PlatformHarness, WriteMode],
+) -> None:
+    harness, _ = platform
     connector = await harness.connector()
     assert isinstance(connector, InboundConnector)
     sku = harness.listed_skus[1]
