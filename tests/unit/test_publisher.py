@@ -19,15 +19,13 @@ from connectors.base import PushResult, StockUpdate, WriteMode
 from connectors.simulator.connector import SimulatorConnector
 from connectors.simulator.rooms import LiveRoom
 from connectors.simulator.server import Faults, RunningServer, create_app, start_server
-from sync_worker.domain.events import ReclaimSettled, StockQuotaChanged
+from sync_worker.domain.events import ReclaimSettled
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
+from tests.unit.publisher_support import ROOM, SKU, change, until
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ROOM = "tiktok-room-1"
-SKU = "lipstick"
-HANG_GUARD_S = 30.0
 WRITES = frozenset({"POST", "PUT"})
 
 
@@ -140,31 +138,6 @@ async def make_rig() -> AsyncIterator[MakeRig]:
     for publisher, server in running:
         await publisher.stop()
         await server.stop()
-
-
-def change(
-    version: int, delta: int, quota: int, sku: str = SKU, channel: str = ROOM
-) -> StockQuotaChanged:
-    return StockQuotaChanged(
-        sku=sku,
-        channel=channel,
-        quota=quota,
-        delta=delta,
-        version=version,
-        cause_event_id=f"ev-{version}",
-        event_time_ms=1_700_000_000_000 + version,
-    )
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        # Polled, not event-driven: the conditions span rooms, metrics and the server.
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), HANG_GUARD_S)
 
 
 # --- deltas, coalescing, order --------------------------------------------------------

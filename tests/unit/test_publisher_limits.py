@@ -28,15 +28,13 @@ from connectors.base import (
     WriteMode,
 )
 from sync_worker import retrying
-from sync_worker.domain.events import ChannelObserved, ReclaimSettled, StockQuotaChanged
+from sync_worker.domain.events import ChannelObserved, ReclaimSettled
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import MAX_DEFERRALS, OnDeadLetter, Publisher
 from sync_worker.retrying import ATTEMPTS
+from tests.unit.publisher_support import ROOM, SKU, change, until
 
-ROOM = "tiktok-room-1"
 OTHER_ROOM = "douyin-room-1"
-SKU = "lipstick"
-HANG_GUARD_S = 30.0
 BACKOFF_S = 0.002
 """Stands in for the exponential backoff between the attempts of one round."""
 RETRY_LATER_S = 0.01
@@ -204,34 +202,9 @@ async def make_rig() -> AsyncIterator[MakeRig]:
         await publisher.stop()
 
 
-def change(
-    version: int, delta: int, quota: int, sku: str = SKU, channel: str = ROOM
-) -> StockQuotaChanged:
-    return StockQuotaChanged(
-        sku=sku,
-        channel=channel,
-        quota=quota,
-        delta=delta,
-        version=version,
-        cause_event_id=f"ev-{version}",
-        event_time_ms=1_700_000_000_000 + version,
-    )
-
-
 def key(version: int, sku: str = SKU, channel: str = ROOM) -> str:
     """The idempotency key of a write of one change alone."""
     return f"{channel}:{sku}:{version}-{version}"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        # Polled, not event-driven: the conditions span connectors, metrics and tasks.
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), HANG_GUARD_S)
 
 
 def drain_died(rig: Rig) -> bool:
