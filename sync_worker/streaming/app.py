@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +27,7 @@ from connectors.base import (
     InboundConnector,
     StockUpdate,
 )
-from sync_worker.config import Settings
+from sync_worker.config import KafkaSettings, Settings
 from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
 from sync_worker.domain.events import ChannelObserved, ReclaimSettled
@@ -36,7 +36,7 @@ from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
-from sync_worker.streaming.inbound_agent import accept_into, inbound_agent
+from sync_worker.streaming.inbound_agent import InboundService, accept_into
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
 from sync_worker.web.stock import stock_routes
@@ -188,6 +188,24 @@ def live_seed(
             yield LiveStock(channel, sku, quota.quota, position.allocation.version, now_ms)
 
 
+def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """The same brokers and credentials as faust's, for a plain aiokafka client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.security_protocol.endswith("SSL"):
+        options["ssl_context"] = ssl.create_default_context()
+    if kafka.security_protocol.startswith("SASL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        options.update(
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_plain_username=kafka.sasl_username or "",
+            sasl_plain_password=password,
+        )
+    return options
+
+
 def faust_settings(settings: Settings) -> dict[str, Any]:
     """Every faust setting we rely on, explicitly; faust's own defaults cover the rest."""
     kafka, worker = settings.kafka, settings.worker
@@ -254,11 +272,12 @@ def create_app(
     )
     dead_letters = declared_topic(topics.dead_letters)
 
-    async def dead_letter(letter: DeadLetter) -> None:
+    async def dead_letter(letter: DeadLetter) -> Awaitable[Any]:
+        """Sends the letter; returns its delivery, for who must wait for it."""
         metrics.dead_letters.labels(letter.reason).inc()
-        await dead_letters.send(
-            key=None if letter.key is None else letter.key.encode(), value=codecs.encode(letter)
-        )
+        key = None if letter.key is None else letter.key.encode()
+        delivery: Awaitable[Any] = await dead_letters.send(key=key, value=codecs.encode(letter))
+        return delivery
 
     async def dead_letter_of(event: faust.EventT[bytes], reason: str, detail: str) -> None:
         message = event.message
@@ -386,11 +405,26 @@ def create_app(
         name: connector for pairs in receivers.values() for name, connector in pairs
     }
 
-    app.agent(
-        notifications,
-        name=names.INBOUND_AGENT,
+    async def send_event(key: bytes, value: bytes) -> Awaitable[Any]:
+        delivery: Awaitable[Any] = await sku_events.send(key=key, value=value)
+        return delivery
+
+    async def send_again(key: bytes, value: bytes, timestamp_ms: int) -> Awaitable[Any]:
+        delivery: Awaitable[Any] = await notifications.send(
+            key=key, value=value, timestamp=timestamp_ms / 1000
+        )
+        return delivery
+
+    inbound_service = InboundService(
+        topic=topics.notifications,
+        group_id=f"{settings.worker.app_id}-{names.INBOUND_GROUP}",
+        consumer_options=kafka_client_options(settings.kafka),
+        receivers=receiver_of,
+        send_event=send_event,
+        send_again=send_again,
+        dead_letter=dead_letter,
         concurrency=settings.worker.hydrate_concurrency,
-    )(inbound_agent(receiver_of, notifications, sku_events, dead_letter_of))
+    )
 
     def status() -> dict[str, object]:
         # Ready means: partitions assigned and every table recovered from its changelog.
@@ -421,4 +455,7 @@ def create_app(
         settings.worker.web_port,
         before_stop=live.close,
     )
-    return StockcastApp(app, topics, (http, _PublisherService(publisher)))
+    services: tuple[mode.Service, ...] = (http, _PublisherService(publisher))
+    if receiver_of:  # without a channel that receives webhooks there is nothing to consume
+        services += (inbound_service,)
+    return StockcastApp(app, topics, services)

@@ -46,7 +46,8 @@ ORDERS_TABLE = "orders"
 LEDGER_AGENT = "ledger"
 ORDERS_AGENT = "orders"
 PUBLISHER_AGENT = "publisher"
-INBOUND_AGENT = "inbound"
+INBOUND_GROUP = "inbound"
+"""Consumer group ``<app_id>-inbound``: notifications are read apart from faust's group."""
 
 
 @dataclass(frozen=True, slots=True)

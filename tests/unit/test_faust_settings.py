@@ -253,8 +253,7 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
         names.PUBLISHER_AGENT: [topics.stock_levels],
-        names.INBOUND_AGENT: [topics.notifications],
-    }
+    }  # notifications are consumed outside faust, by the inbound service's own group
     # One ledger table (positions and records share a changelog partition), one of orders.
     assert seen["tables"] == {
         names.LEDGER_TABLE: f"stockcast-probe-{names.LEDGER_TABLE}-changelog",
@@ -276,7 +275,7 @@ def test_the_persistent_names_never_change() -> None:
         names.LEDGER_AGENT,
         names.ORDERS_AGENT,
         names.PUBLISHER_AGENT,
-        names.INBOUND_AGENT,
+        names.INBOUND_GROUP,
     ) == ("ledger", "orders", "publisher", "inbound")
     assert names.TopicNames.for_prefix("shop-a").sku_events == "shop-a.sku-events.v1"
 
