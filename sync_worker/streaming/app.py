@@ -36,7 +36,7 @@ from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
-from sync_worker.streaming.inbound_agent import InboundService, accept_into
+from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
 from sync_worker.web.stock import stock_routes
