@@ -48,19 +48,21 @@ from connectors.testing_outbound import (
     check_read_stock,
     check_reduction_lands,
     check_reduction_racing_a_sale,
+    check_retry_after_a_lost_answer_applies_once,
     check_retry_applies_once,
     check_throttled_push_then_retry,
     check_transient_failure_then_retry,
     check_unlisted_sku_is_rejected,
     check_write_modes,
 )
-from connectors.testing_support import HarnessSecrets, NotApplicable
+from connectors.testing_support import HarnessSecrets, LosesAnswers, NotApplicable
 
 __all__ = [
     "INBOUND_CHECKS",
     "OUTBOUND_CHECKS",
     "HarnessSecrets",
     "InboundCheck",
+    "LosesAnswers",
     "NotApplicable",
     "OutboundCheck",
     "OutboundHarness",
@@ -174,6 +176,7 @@ OUTBOUND_CHECKS: tuple[OutboundCheck, ...] = (
     check_increase_lands,
     check_reduction_lands,
     check_retry_applies_once,
+    check_retry_after_a_lost_answer_applies_once,
     check_reduction_racing_a_sale,
     check_throttled_push_then_retry,
     check_transient_failure_then_retry,

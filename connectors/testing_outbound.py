@@ -22,7 +22,13 @@ from connectors.base import (
     WriteMode,
     choose_write_mode,
 )
-from connectors.testing_support import NotApplicable, Transcript, raised, secrets_of
+from connectors.testing_support import (
+    LosesAnswers,
+    NotApplicable,
+    Transcript,
+    raised,
+    secrets_of,
+)
 
 if TYPE_CHECKING:
     from connectors.testing import OutboundHarness
@@ -127,6 +133,27 @@ async def check_retry_applies_once(harness: OutboundHarness) -> None:
             assert harness.displayed(sku) == shown + delta, (
                 f"{delta:+} on {shown} sent twice in {mode}: the platform shows "
                 f"{harness.displayed(sku)}, expected {shown + delta}"
+            )
+
+
+async def check_retry_after_a_lost_answer_applies_once(harness: OutboundHarness) -> None:
+    """The write landed but its answer was lost: the connector raises a retryable error,
+    and the publisher's retry of the very same update must change nothing more."""
+    if not isinstance(harness, LosesAnswers):
+        raise NotApplicable("the harness cannot lose a write's answer")
+    connector, modes = await _connector(harness)
+    writes = _Writes(harness, "lost-answer")
+    for mode in modes:
+        for sku, shown, delta in ((harness.listed_skus[0], 2, 3), (harness.listed_skus[1], 6, -2)):
+            harness.set_displayed(sku, shown)
+            update = writes.update(sku, shown=shown, delta=delta)
+            harness.lose_next_answer()
+            what = f"{delta:+} on {shown} in {mode}, its answer lost"
+            await raised(ConnectorError, connector.push_stock(update, mode), what)
+            await connector.push_stock(update, mode)
+            assert harness.displayed(sku) == shown + delta, (
+                f"{what}, then retried: the platform shows {harness.displayed(sku)}, "
+                f"expected {shown + delta}"
             )
 
 

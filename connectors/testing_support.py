@@ -21,6 +21,14 @@ class HarnessSecrets(Protocol):
     def secrets(self) -> Collection[str]: ...
 
 
+@runtime_checkable
+class LosesAnswers(Protocol):
+    """Optional on a harness: the platform applies the next write but its answer is lost
+    (a timeout after the write landed), the case a retry must not apply twice."""
+
+    def lose_next_answer(self) -> None: ...
+
+
 class NotApplicable(Exception):
     """The check does not apply to this harness (e.g. the platform lists every SKU)."""
 

@@ -24,6 +24,9 @@ class ShopifyHarness(MockHarness[ShopifyMock, ShopifyConnector]):
     def __init__(self) -> None:
         super().__init__(ShopifyMock(access_token=ACCESS_TOKEN, client_secret=CLIENT_SECRET))
 
+    def lose_next_answer(self) -> None:
+        self.mock.lose_next_write_answers(1)
+
     def secret_options(self) -> tuple[str, ...]:
         return ("access_token", "client_secret")
 

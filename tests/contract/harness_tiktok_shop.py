@@ -21,6 +21,9 @@ class TikTokShopHarness(MockHarness[TikTokShopMock, TikTokShopConnector]):
     def __init__(self) -> None:
         super().__init__(TikTokShopMock())
 
+    def lose_next_answer(self) -> None:
+        self.mock.lose_next_write_answers(1)
+
     def secret_options(self) -> tuple[str, ...]:
         return ("app_secret", "access_token")
 
