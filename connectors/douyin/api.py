@@ -161,7 +161,6 @@ DUPLICATE_IDEMPOTENT_ID_SUB_CODE: Final = "isv.parameter-invalid:40010"
 DUPLICATE_IDEMPOTENT_ID: Final = ApiError(
     40004, "非法的参数", DUPLICATE_IDEMPOTENT_ID_SUB_CODE, "[idempotent_id]重复，操作已执行"
 )
-SKU_DELETED_SUB_CODE: Final = "isv.parameter-invalid:4"
 SKU_NOT_FOUND_SUB_CODE: Final = "isv.parameter-invalid:5"
 WAREHOUSE_TIMEOUT_SUB_CODE: Final = "isv.parameter-invalid:40004"
 STOCK_SHORT_MARKER: Final = "库存不足"

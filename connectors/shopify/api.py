@@ -23,10 +23,8 @@ REST_CALL_LIMIT_HEADER: Final = "X-Shopify-Shop-Api-Call-Limit"
 HMAC_HEADER: Final = "x-shopify-hmac-sha256"
 TOPIC_HEADER: Final = "x-shopify-topic"
 SHOP_DOMAIN_HEADER: Final = "x-shopify-shop-domain"
-API_VERSION_HEADER: Final = "x-shopify-api-version"
 WEBHOOK_ID_HEADER: Final = "x-shopify-webhook-id"
 TRIGGERED_AT_HEADER: Final = "x-shopify-triggered-at"
-EVENT_ID_HEADER: Final = "x-shopify-event-id"
 
 # Order webhook topics [D]; refunds/create carries the refund, not the order.
 ORDERS_CREATE: Final = "orders/create"
@@ -50,7 +48,6 @@ IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED: Final = "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILE
 THROTTLED: Final = "THROTTLED"
 MAX_COST_EXCEEDED: Final = "MAX_COST_EXCEEDED"
 INTERNAL_SERVER_ERROR: Final = "INTERNAL_SERVER_ERROR"
-ACCESS_DENIED: Final = "ACCESS_DENIED"
 
 AVAILABLE: Final = "available"
 """The inventory quantity name a live room sells from."""
