@@ -198,10 +198,6 @@ class LiveHub:
     def subscriber_count(self, channel: str) -> int:
         return len(self._subscribers.get(channel, ()))
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """End every subscription; later subscriptions are refused. Idempotent."""
         self._closed = True
