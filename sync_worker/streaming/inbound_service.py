@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import mode
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from connectors.base import (
@@ -50,20 +50,18 @@ _POLL_MS: Final = 500
 
 Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 """``send(key, value)``: queues a message and returns its delivery, awaited before commit."""
-SendAgain = Callable[[bytes, bytes, int], Awaitable[Awaitable[Any]]]
-"""``send_again(key, value, timestamp_ms)``: the notification, queued again."""
 DeadLetterSink = Callable[[DeadLetter], Awaitable[Awaitable[Any]]]
 
 
-def accept_into(notifications: Any) -> Accept:
+def accept_into(service: InboundService) -> Accept:
     """Stores verified notifications, keyed by order, and returns once Kafka has them all:
     the ingress acknowledges only then, and a refusal makes the platform redeliver."""
 
     async def accept(verified: list[tuple[str, str, Notification]]) -> None:
         sent = [
-            await notifications.send(
-                key=f"{platform}:{notification.order_id}".encode(),
-                value=inbound.encode_notification(channel, platform, notification),
+            await service.store(
+                f"{platform}:{notification.order_id}".encode(),
+                inbound.encode_notification(channel, platform, notification),
             )
             for channel, platform, notification in verified
         ]
@@ -84,7 +82,6 @@ class InboundService(mode.Service):
         consumer_options: Mapping[str, Any],
         receivers: Mapping[str, InboundConnector],
         send_event: Send,
-        send_again: SendAgain,
         dead_letter: DeadLetterSink,
         concurrency: int,
     ) -> None:
@@ -92,13 +89,25 @@ class InboundService(mode.Service):
         self._topic, self._group_id = topic, group_id
         self._consumer_options = dict(consumer_options)
         self._receivers = receivers
-        self._send_event, self._send_again = send_event, send_again
+        self._send_event = send_event
         self._dead_letter = dead_letter
         self._slots = asyncio.Semaphore(concurrency)
         self._max_records = concurrency * 4
         self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def store(self, key: bytes, value: bytes, timestamp_ms: int | None = None) -> Any:
+        """Writes a notification (its own producer: faust never hears of the topic);
+        returns its delivery. Raises while the service is not running."""
+        if self._producer is None:
+            raise KafkaError("the inbound service is not running")
+        return await self._producer.send(self._topic, value, key=key, timestamp_ms=timestamp_ms)
 
     async def on_start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=True, **self._consumer_options
+        )
+        await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             self._topic,
             group_id=self._group_id,
@@ -112,6 +121,9 @@ class InboundService(mode.Service):
     async def on_stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self.should_stop:
@@ -153,7 +165,7 @@ class InboundService(mode.Service):
                 "%s: order %s, asking again later: %s", channel, notification.order_id, error
             )
             # Behind what arrived since, with the time it was first stored.
-            return [await self._send_again(key, value, record.timestamp)]
+            return [await self.store(key, value, record.timestamp)]
         translated = inbound.order_events(platform, channel, order)
         sent = [
             await self._send_event(event.sku.encode(), codecs.encode(event))
