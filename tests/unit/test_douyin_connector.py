@@ -38,6 +38,7 @@ from connectors.douyin.mock import DouyinMock
 from connectors.douyin.mock_delivery import signed_headers
 from connectors.douyin.mock_gateway import CHINA_STANDARD_TIME
 from connectors.douyin.signing import sign_request
+from connectors.mock_support import serve_app
 from tests.contract.harness_douyin import DouyinHarness
 
 CHANNEL = "douyin-room-1"
@@ -101,13 +102,9 @@ async def serve() -> AsyncIterator[Serve]:
     runners: list[web.AppRunner] = []
 
     async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        runner, url = await serve_app(app)
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return url
 
     yield start
     for runner in runners:

@@ -26,6 +26,7 @@ from connectors.base import (
     TransientError,
     WriteMode,
 )
+from connectors.mock_support import serve_app
 from connectors.shopify.connector import ShopifyConnector
 from connectors.shopify.mock import ShopifyMock
 from connectors.shopify.signing import format_triggered_at, webhook_signature
@@ -104,13 +105,9 @@ async def serve() -> AsyncIterator[Serve]:
     runners: list[web.AppRunner] = []
 
     async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        runner, url = await serve_app(app)
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return url
 
     yield start
     for runner in runners:
