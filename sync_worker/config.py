@@ -85,6 +85,12 @@ class LedgerSettings(_Frozen):
     partial_fulfilment_channels: tuple[str, ...] = ()
     """Channels whose multi-line orders may be partly fulfilled; all others are
     all-or-nothing."""
+    payment_timeout_s: _ReadOnly[Annotated[float, Field(gt=0, le=30 * 86_400)]] = Field(
+        default_factory=dict
+    )
+    """Per platform (as order events name it, e.g. ``douyin``): how long an accepted but
+    unpaid order line holds its units. When it lapses, they return to the pool at once.
+    Platforms not listed keep unpaid units until the platform cancels the order."""
 
 
 _ALLOCATION = AllocationPolicy()
@@ -147,12 +153,42 @@ class ChannelSettings(_Frozen):
     """Hearing of a sale plus a push landing, for sizing adaptive quotas."""
 
 
+AlertFormat = Literal["json", "wecom", "dingtalk", "slack"]
+Audience = Literal["ops", "host"]
+
+
+class AlertTargetSettings(_Frozen):
+    """Where alert notifications go: an incoming-webhook URL in one of the formats."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
+    format: AlertFormat = "json"
+    """json (stockcast's own AlertRaised), or the incoming-webhook message formats of
+    WeCom (企业微信), DingTalk (钉钉) or Slack."""
+    url: SecretStr
+    """The webhook URL; its query carries the robot's key, so it is masked like a secret."""
+    secret: SecretStr | None = None
+    """DingTalk only: the robot's signing secret (加签), when the robot requires it."""
+    audience: tuple[Audience, ...] = ("ops", "host")
+    """Alerts go here when one of their audience is listed: 20% alerts are for ops,
+    10% and sold out for host and ops."""
+
+
+class AlertSettings(_Frozen):
+    targets: tuple[AlertTargetSettings, ...] = ()
+    attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    """Tries per notification and target (back-off with jitter) before it is
+    dead-lettered."""
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Per HTTP request to a target."""
+
+
 class Settings(_Frozen):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     allocation: AllocationSettings = Field(default_factory=AllocationSettings)
     channels: tuple[ChannelSettings, ...] = ()
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def masked(self) -> dict[str, Any]:
         """The settings as shown to people: every secret replaced by asterisks."""

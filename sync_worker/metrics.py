@@ -1,7 +1,8 @@
 """Metric handles, built from an injected registry so tests and workers never share state.
 
 Names follow Prometheus conventions (base units, ``_total`` counters). Labels are
-bounded: outcomes, reasons and connector names, never SKUs or order ids.
+bounded: outcomes, reasons and connector names, never order ids; SKUs only for the
+SKUs of a live session's lineup, and only while the session is live.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class Metrics:
     rate_limit_waits: Counter
     circuit_open: Gauge
     drift_repairs: Counter
+    alerts_fired: Counter
+    alert_notifications: Counter
+    unpaid_released: Counter
+    session_remaining: Gauge
+    session_velocity: Gauge
+    session_eta: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -132,6 +139,43 @@ class Metrics:
                 "Read-backs that found a channel showing more than its quota, by connector; "
                 "the allocator reclaims the excess once a second read-back confirms it.",
                 ["connector"],
+                registry=registry,
+            ),
+            alerts_fired=Counter(
+                "stockcast_alerts_fired_total",
+                "Session stock alerts fired, by level (low, critical, sold_out).",
+                ["level"],
+                registry=registry,
+            ),
+            alert_notifications=Counter(
+                "stockcast_alert_notifications_total",
+                "Alert notifications to webhook targets, by target and outcome "
+                "(delivered, retried, failed).",
+                ["target", "outcome"],
+                registry=registry,
+            ),
+            unpaid_released=Counter(
+                "stockcast_unpaid_released_total",
+                "Unpaid order lines whose payment window lapsed, by platform.",
+                ["platform"],
+                registry=registry,
+            ),
+            session_remaining=Gauge(
+                "stockcast_session_remaining_units",
+                "Units a live session can still sell of a SKU in its lineup.",
+                ["session", "sku"],
+                registry=registry,
+            ),
+            session_velocity=Gauge(
+                "stockcast_session_velocity_units_per_minute",
+                "Smoothed sales rate of a lineup SKU in a live session, per room.",
+                ["session", "sku", "channel"],
+                registry=registry,
+            ),
+            session_eta=Gauge(
+                "stockcast_session_sellout_eta_seconds",
+                "Seconds until a lineup SKU sells out at its current rate (+Inf when idle).",
+                ["session", "sku"],
                 registry=registry,
             ),
         )

@@ -121,6 +121,10 @@ class ChannelQuota:
     excess_seen_ms: int = -1
     pinned_until_ms: int = 0
     pinned_rate_per_s: float = 0.0
+    delisted: bool = False
+    """Delisted by an operator: holds nothing and gets no grants until relisted."""
+    claim: int = 0
+    """Units moved here from another channel, granted first as soon as they are free."""
 
     @property
     def quota(self) -> int:
@@ -217,11 +221,67 @@ class IsolationEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class Unpinned:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    channel: str
+    listed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """An operator moves ``units`` of quota from one channel to another."""
+
+    from_channel: str
+    to_channel: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    """A flash-sale session isolates these units per room (nothing for other tiers)."""
+
+    carve: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """A session ended: its isolated rooms return their unsold units."""
+
+    isolated: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StockMoved:
     """Sellable changed for a reason no channel caused (receipt, count, shipment...)."""
 
 
-Cause = Sold | Released | Settled | Observed | Pinned | Isolated | IsolationEnded | StockMoved
+Cause = (
+    Sold
+    | Released
+    | Settled
+    | Observed
+    | Pinned
+    | Unpinned
+    | Isolated
+    | IsolationEnded
+    | Listing
+    | Moved
+    | SessionOpened
+    | SessionClosed
+    | StockMoved
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CapGroup:
+    """Rooms that may together show at most ``remaining`` units (a session's cap left)."""
+
+    channels: frozenset[str]
+    remaining: int
 
 
 def reallocate(
@@ -230,17 +290,25 @@ def reallocate(
     cause: Cause,
     policy: AllocationPolicy,
     now_ms: int,
+    caps: tuple[CapGroup, ...] = (),
 ) -> tuple[Allocation, tuple[QuotaChange, ...]]:
-    """Account for ``cause``, then move quota where the policy wants it.
+    """Account for ``cause``, then move quota where the policy wants it, never letting a
+    cap group show more than it has left.
 
     ``sellable`` is the ledger's, after the event. Returns the new allocation and the
     changes to push, in version order.
     """
-    plan = _Plan(allocation, policy, now_ms)
+    plan = _Plan(allocation, policy, now_ms, caps)
     plan.account(cause)
     # Events naming a channel nobody configured move nothing (the pool covers its sales).
-    if isinstance(cause, Isolated) and cause.channel in plan.quotas:
-        plan.carve(cause.channel, cause.units, sellable)
+    carve: tuple[tuple[str, int], ...] = ()
+    if isinstance(cause, Isolated):
+        carve = ((cause.channel, cause.units),)
+    if isinstance(cause, SessionOpened):
+        carve = cause.carve
+    for channel, units in carve:
+        if channel in plan.quotas:
+            plan.carve(channel, units, sellable)
     plan.rebalance(sellable)
     return plan.result()
 
@@ -256,7 +324,14 @@ class _Target:
 
 
 class _Plan:
-    def __init__(self, allocation: Allocation, policy: AllocationPolicy, now_ms: int) -> None:
+    def __init__(
+        self,
+        allocation: Allocation,
+        policy: AllocationPolicy,
+        now_ms: int,
+        caps: tuple[CapGroup, ...],
+    ) -> None:
+        self.caps = caps
         self.quotas = {quota.channel: quota for quota in allocation.channels}
         for rule in policy.channels:
             self.quotas.setdefault(rule.channel, ChannelQuota(rule.channel, rate_at_ms=now_ms))
@@ -308,23 +383,52 @@ class _Plan:
                 self.quotas[channel] = replace(
                     self.quotas[channel], pinned_until_ms=until_ms, pinned_rate_per_s=units_per_s
                 )
+            case Unpinned(channel) if channel in self.quotas:
+                self.quotas[channel] = replace(self.quotas[channel], pinned_until_ms=0)
             case Isolated(channel) if channel in self.quotas:
                 self.quotas[channel] = replace(self.quotas[channel], isolated=True)
+            case SessionOpened(carve):
+                for channel, _ in carve:
+                    if channel in self.quotas:
+                        self.quotas[channel] = replace(self.quotas[channel], isolated=True)
             case IsolationEnded(channel) if channel in self.quotas:
-                self.ended = channel
-                # The flash sale's rate says nothing about the room's demand after it.
-                self.quotas[channel] = replace(
-                    self.quotas[channel],
-                    isolated=False,
-                    rate_per_s=0.0,
-                    drained_want=0.0,
-                    rate_at_ms=self.now_ms,
-                )
+                self.end_isolation(channel)
+            case SessionClosed(isolated):
+                for channel in isolated:
+                    if channel in self.quotas:
+                        self.end_isolation(channel)
+            case Listing(channel, listed) if channel in self.quotas:
+                self.quotas[channel] = replace(self.quotas[channel], delisted=not listed)
+            case Moved(source, target, units) if source in self.quotas and target in self.quotas:
+                moving = min(units, self.quotas[source].quota)
+                self.reclaim(source, moving)
+                claimed = self.quotas[target]
+                self.quotas[target] = replace(claimed, claim=claimed.claim + moving)
+
+    def end_isolation(self, channel: str) -> None:
+        self.ended = channel
+        # The flash sale's rate says nothing about the room's demand after it.
+        self.quotas[channel] = replace(
+            self.quotas[channel],
+            isolated=False,
+            rate_per_s=0.0,
+            drained_want=0.0,
+            rate_at_ms=self.now_ms,
+        )
 
     # moving quota
 
     def free(self, sellable: int) -> int:
         return sellable - sum(quota.out for quota in self.quotas.values())
+
+    def room(self, channel: str, sellable: int) -> int:
+        """Units the channel may still be granted: what is free, within its cap groups."""
+        room = self.free(sellable)
+        for group in self.caps:
+            if channel in group.channels:
+                shown = sum(self.quotas[c].quota for c in group.channels if c in self.quotas)
+                room = min(room, group.remaining - shown)
+        return room
 
     def grant(self, channel: str, units: int) -> None:
         quota = self.quotas[channel]
@@ -383,6 +487,22 @@ class _Plan:
             self.reclaim(channel, units)
             excess -= units
 
+    def cap(self) -> None:
+        """No cap group shows more than it has left: the excess is reclaimed at once,
+        slowest rooms first. A session that sold its cap shows 0 everywhere."""
+        for group in self.caps:
+            members = sorted(
+                (c for c in group.channels if c in self.quotas),
+                key=lambda c: (self.rate(c), c),
+            )
+            excess = sum(self.quotas[c].quota for c in members) - max(0, group.remaining)
+            for channel in members:
+                if excess <= 0:
+                    break
+                units = min(excess, self.quotas[channel].quota)
+                self.reclaim(channel, units)
+                excess -= units
+
     def carve(self, channel: str, units: int, sellable: int) -> None:
         """Flash-sale isolation: the channel holds exactly ``units``, as far as the pool
         allows."""
@@ -390,13 +510,13 @@ class _Plan:
         if held > units:
             self.reclaim(channel, held - units)
         elif held < units:
-            give = min(units - held, self.free(sellable))
+            give = min(units - held, self.room(channel, sellable))
             if give > 0:
                 self.grant(channel, give)
 
     def rebalance(self, sellable: int) -> None:
-        """The policy's reclaims, then whatever the shrunken stock still demands, then the
-        grants from what is free."""
+        """The policy's reclaims, then whatever the shrunken stock and the caps still
+        demand, then moved units to their channels, then the grants from what is free."""
         targets = self._targets(sellable)
         hungry = [c for c, t in targets.items() if self.quotas[c].quota < t.refill_below]
         needed = sum(targets[c].want - self.quotas[c].quota for c in hungry)
@@ -404,9 +524,20 @@ class _Plan:
         for channel, target in targets.items():
             keep = self._keep(channel, target, hungry, dry)
             self.reclaim(channel, self.quotas[channel].quota - keep)
+        for channel, quota in self.quotas.items():
+            if quota.delisted:
+                self.reclaim(channel, quota.quota)
         self.fit(sellable)
+        self.cap()
+        for channel in sorted(self.quotas):
+            quota = self.quotas[channel]
+            give = min(quota.claim, self.room(channel, sellable))
+            if quota.claim and not quota.delisted and give > 0:
+                self.grant(channel, give)
+                self.quotas[channel] = replace(self.quotas[channel], claim=quota.claim - give)
         for channel in sorted(hungry, key=lambda c: (-self.rate(c), c)):
-            give = min(targets[channel].want - self.quotas[channel].quota, self.free(sellable))
+            want = targets[channel].want - self.quotas[channel].quota
+            give = min(want, self.room(channel, sellable))
             if give > 0:
                 self.grant(channel, give)
 
@@ -435,7 +566,11 @@ class _Plan:
         return min(held, 1 if quiet else target.want)
 
     def _targets(self, sellable: int) -> dict[str, _Target]:
-        rules = [r for r in self.policy.channels if not self.quotas[r.channel].isolated]
+        rules = [
+            r
+            for r in self.policy.channels
+            if not self.quotas[r.channel].isolated and not self.quotas[r.channel].delisted
+        ]
         kind = self.policy.kind
         if kind is PolicyKind.STATIC:
             due = self.refreshed_ms < 0 or self.now_ms - self.refreshed_ms >= self.policy.refresh_ms

@@ -1,8 +1,9 @@
-"""One SKU's whole decision for one event: the ledger, then the allocation.
+"""One SKU's whole decision for one event: the ledger, the allocation, then the alerts.
 
-Both run in the same step on the partition that owns the SKU, so every channel's
-quota moves atomically with the stock it is carved from, and the replay guard of
-``domain.replay`` covers both (the allocation lives in the position).
+All run in the same step on the partition that owns the SKU, so every channel's
+quota moves atomically with the stock it is carved from and the session rules it
+obeys, and the replay guard of ``domain.replay`` covers them all (the allocation and
+the sessions live in the position).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from sync_worker.domain import allocation, events, ledger, replay
+from sync_worker.domain import alerts, allocation, events, ledger, replay
 from sync_worker.domain.allocation import AllocationPolicy
 from sync_worker.domain.position import SkuPosition
-from sync_worker.domain.records import Record
+from sync_worker.domain.records import BuyerRecord, Record
+from sync_worker.domain.sessions import SkuSession, carve
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +34,10 @@ class Policies:
 @dataclass(frozen=True, slots=True)
 class Decided:
     step: ledger.Step
-    """The ledger's step; its position carries the new allocation."""
+    """The ledger's step; its position carries the new allocation and sessions."""
     replayed: bool
     quota_changes: tuple[events.StockQuotaChanged, ...] = ()
+    alerts: tuple[events.AlertRaised, ...] = ()
 
 
 def decide(
@@ -43,36 +46,52 @@ def decide(
     record: Record | None,
     event: events.SkuEvent,
     policies: Policies,
+    buyer: BuyerRecord | None = None,
 ) -> Decided:
-    """Apply the event at ``seq`` once to the books and to the quotas."""
-    applied = replay.apply_at(seq, position, record, event, policies.ledger)
+    """Apply the event at ``seq`` once to the books, the quotas and the alerts."""
+    applied = replay.apply_at(seq, position, record, event, policies.ledger, buyer)
     step = applied.step
+    if applied.replayed:
+        # Alerts of this very event may not have left before a crash: say them again.
+        return Decided(step, True, alerts=_restated_alerts(seq, position, event))
     # An allocation event is new unless its record was written by an earlier event.
     fresh = record is None or record.seq == seq
-    cause = None if applied.replayed else cause_of(event, position, step, fresh=fresh)
-    if cause is None:
-        return Decided(step, applied.replayed)
-    moved, changes = allocation.reallocate(
-        step.position.allocation,
-        step.position.sellable,
-        cause,
-        policies.allocation_for(event.sku),
-        event.event_time_ms,
-    )
-    quota_events = tuple(
-        events.StockQuotaChanged(
-            sku=event.sku,
-            channel=change.channel,
-            quota=change.quota,
-            delta=change.delta,
-            version=change.version,
-            cause_event_id=event.event_id,
-            event_time_ms=event.event_time_ms,
+    cause = cause_of(event, position, step, fresh=fresh)
+    quota_events: tuple[events.StockQuotaChanged, ...] = ()
+    after = step.position
+    if cause is not None:
+        moved, changes = allocation.reallocate(
+            after.allocation,
+            after.sellable,
+            cause,
+            policies.allocation_for(event.sku),
+            event.event_time_ms,
+            caps=cap_groups(after),
         )
-        for change in changes
+        quota_events = tuple(
+            events.StockQuotaChanged(
+                sku=event.sku,
+                channel=change.channel,
+                quota=change.quota,
+                delta=change.delta,
+                version=change.version,
+                cause_event_id=event.event_id,
+                event_time_ms=event.event_time_ms,
+            )
+            for change in changes
+        )
+        after = replace(after, allocation=moved)
+    after, raised = _assess_alerts(seq, after, event)
+    return Decided(replace(step, position=after), False, quota_events, raised)
+
+
+def cap_groups(position: SkuPosition) -> tuple[allocation.CapGroup, ...]:
+    """Each capped session's rooms may show no more than the session has left to sell."""
+    return tuple(
+        allocation.CapGroup(frozenset(s.channels), s.remaining(position.sellable))
+        for s in position.sessions
+        if s.cap is not None
     )
-    position_after = replace(step.position, allocation=moved)
-    return Decided(replace(step, position=position_after), False, quota_events)
 
 
 def cause_of(
@@ -91,6 +110,8 @@ def cause_of(
         case events.ChannelPinned() if fresh:
             until = event.event_time_ms + event.duration_ms
             return allocation.Pinned(event.channel, until, float(event.expected_units_per_s))
+        case events.ChannelUnpinned() if fresh:
+            return allocation.Unpinned(event.channel)
         case events.StockIsolated() if fresh:
             return allocation.Isolated(event.channel, event.units)
         case events.IsolationEnded() if fresh:
@@ -99,4 +120,77 @@ def cause_of(
             return allocation.Settled(event.channel, event.requested, event.applied)
         case events.ChannelObserved() if fresh:
             return allocation.Observed(event.channel, event.displayed)
+        case events.ListingChanged() if fresh:
+            return allocation.Listing(event.channel, event.listed)
+        case events.QuotaMoved() if fresh:
+            return allocation.Moved(event.from_channel, event.to_channel, event.units)
+        case events.SessionSkuOpened() if fresh:
+            session = step.position.session(event.session_id)
+            return allocation.SessionOpened(carve(session) if session is not None else ())
+        case events.SessionSkuClosed() if fresh:
+            closed = before.session(event.session_id)
+            isolated = closed.channels if closed is not None and closed.isolate else ()
+            return allocation.SessionClosed(isolated)
     return allocation.StockMoved() if step.level is not None else None
+
+
+def _assess_alerts(
+    seq: int, position: SkuPosition, event: events.SkuEvent
+) -> tuple[SkuPosition, tuple[events.AlertRaised, ...]]:
+    raised: list[events.AlertRaised] = []
+    for session in position.sessions:
+        remaining = session.remaining(position.sellable)
+        baseline = session.baseline or remaining  # opened before any stock: the first stock
+        fired, firing = alerts.assess(session.alerts_fired, remaining, baseline, session.thresholds)
+        if firing:
+            raised += (_alert(seq, session, level, remaining, baseline, event) for level in firing)
+        updated = replace(
+            session,
+            baseline=baseline,
+            alerts_fired=fired,
+            alerts_seq=seq if firing else session.alerts_seq,
+            alerts_last=len(firing) if firing else session.alerts_last,
+        )
+        if updated != session:
+            position = position.with_session(updated)
+    return position, tuple(raised)
+
+
+def _restated_alerts(
+    seq: int, position: SkuPosition, event: events.SkuEvent
+) -> tuple[events.AlertRaised, ...]:
+    """The alerts the event at ``seq`` fired, rebuilt from the position it left."""
+    restated: list[events.AlertRaised] = []
+    for session in position.sessions:
+        if session.alerts_seq != seq or position.seq != seq:
+            continue
+        remaining = session.remaining(position.sellable)
+        first = session.alerts_fired - session.alerts_last
+        for level in alerts.LEVELS[first : session.alerts_fired]:
+            restated.append(_alert(seq, session, level, remaining, session.baseline, event))
+    return tuple(restated)
+
+
+def _alert(
+    seq: int,
+    session: SkuSession,
+    level: events.AlertLevel,
+    remaining: int,
+    baseline: int,
+    event: events.SkuEvent,
+) -> events.AlertRaised:
+    return events.AlertRaised(
+        alert_id=f"{session.session_id}:{event.sku}:{level.value}:{seq}",
+        sku=event.sku,
+        session_id=session.session_id,
+        level=level,
+        audience=alerts.AUDIENCE[level],
+        remaining=remaining,
+        baseline=baseline,
+        percent_left=remaining * 100 // baseline if baseline else 0,
+        threshold_percent=session.thresholds.threshold(level),
+        channels=session.channels,
+        suggestion=alerts.SUGGESTION[level],
+        cause_event_id=event.event_id,
+        event_time_ms=event.event_time_ms,
+    )

@@ -292,6 +292,107 @@ class ChannelObserved(_AllocationEvent):
     displayed: int = spec("Units the platform shows buyers.", minimum=0, maximum=MAX_STOCK)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelUnpinned(_AllocationEvent):
+    """The host took the product off the pin before the pin's time ran out."""
+
+    type: Literal["allocation.unpinned"] = "allocation.unpinned"
+    schema_version: Literal[1] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListingChanged(_AllocationEvent):
+    """Delist (the channel's quota goes to 0 and gets no grants) or relist a SKU."""
+
+    type: Literal["allocation.listing_changed"] = "allocation.listing_changed"
+    schema_version: Literal[1] = 1
+    listed: bool = spec("True relists, false delists.")
+    reason: str = spec("Why, e.g. quality_issue, skip, host_request.", **_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaMoved(_Event):
+    """Move quota between channels: ``units`` are reclaimed from ``from_channel`` and,
+    once its platform has taken them off display, granted to ``to_channel`` first."""
+
+    type: Literal["allocation.quota_moved"] = "allocation.quota_moved"
+    schema_version: Literal[1] = 1
+    actor: str = spec("Who did it.", **_ID)
+    from_channel: str = spec("The channel that gives units.", **_ID)
+    to_channel: str = spec("The channel that receives them.", **_ID)
+    units: int = spec("Units to move.", minimum=1, maximum=MAX_STOCK)
+
+
+class Tier(StrEnum):
+    """Product tiers of a live session, each with its own default policy (see
+    ``domain.tiers``)."""
+
+    TRAFFIC = "traffic"
+    """Traffic / flash-sale item: exact count isolated, strict per-buyer limit."""
+    BEST_SELLER = "best_seller"
+    PROFIT = "profit"
+    LONG_TAIL = "long_tail"
+
+
+_NAMES = {"type": "string", **_ID}
+"""Each item of an array of ids (the metadata's ``items`` replaces the generated one)."""
+_REGIONS = {"items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 500}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSkuOpened(_Event):
+    """A live session started selling the SKU in its rooms, under these rules. Written by
+    the session service when the session starts (tier defaults already applied)."""
+
+    type: Literal["session.sku_opened"] = "session.sku_opened"
+    schema_version: Literal[1] = 1
+    actor: str = spec("Who started the session.", **_ID)
+    session_id: str = spec("The live session.", **_ID)
+    channels: tuple[str, ...] = spec(
+        "The rooms the session streams on.", minItems=1, maxItems=100, items=_NAMES
+    )
+    tier: Tier = spec("The SKU's tier in this session.")
+    cap: int | None = optional_spec(
+        None, "Units the session may sell of the SKU, all its rooms together.", minimum=0
+    )
+    buyer_limit: int | None = optional_spec(
+        None, "Units one buyer may buy of the SKU in this session.", minimum=1
+    )
+    regions_allow: tuple[str, ...] = optional_spec(
+        (), "Only orders shipping to these regions are accepted (empty: any).", **_REGIONS
+    )
+    regions_deny: tuple[str, ...] = optional_spec(
+        (), "Orders shipping to these regions are refused.", **_REGIONS
+    )
+    isolate: bool = optional_spec(
+        False, "Carve ``cap`` units out of the pool for the session's rooms alone."
+    )
+    warn_percent: int = optional_spec(
+        20, "Alert ops when this percent of the starting stock is left.", minimum=1, maximum=99
+    )
+    critical_percent: int = optional_spec(
+        10, "Alert host and ops when this percent is left.", minimum=1, maximum=99
+    )
+    rearm_points: int = optional_spec(
+        5,
+        "An alert fires again only after stock rose this many points above its threshold.",
+        minimum=0,
+        maximum=50,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSkuClosed(_Event):
+    """The session stopped selling the SKU (ended, or the host skipped it): its rules
+    lapse and isolated units go back to the pool."""
+
+    type: Literal["session.sku_closed"] = "session.sku_closed"
+    schema_version: Literal[1] = 1
+    actor: str = spec("Who ended it.", **_ID)
+    session_id: str = spec("The live session.", **_ID)
+    reason: str = spec("ended or skipped.", **_ID)
+
+
 OrderLineEvent = (
     OrderLinePlaced
     | OrderLinePaid
@@ -311,8 +412,18 @@ StockEvent = (
     | StockIncomingAnnounced
     | SafetyReserveChanged
 )
-AllocationEvent = ChannelPinned | StockIsolated | IsolationEnded | ReclaimSettled | ChannelObserved
-SkuEvent = OrderLineEvent | StockEvent | AllocationEvent
+AllocationEvent = (
+    ChannelPinned
+    | ChannelUnpinned
+    | StockIsolated
+    | IsolationEnded
+    | ReclaimSettled
+    | ChannelObserved
+    | ListingChanged
+    | QuotaMoved
+)
+SessionEvent = SessionSkuOpened | SessionSkuClosed
+SkuEvent = OrderLineEvent | StockEvent | AllocationEvent | SessionEvent
 """Everything that arrives on the SKU-keyed input topic."""
 
 ORDER_LINE_EVENTS: tuple[type[OrderLineEvent], ...] = (
@@ -336,11 +447,15 @@ STOCK_EVENTS: tuple[type[StockEvent], ...] = (
 )
 ALLOCATION_EVENTS: tuple[type[AllocationEvent], ...] = (
     ChannelPinned,
+    ChannelUnpinned,
     StockIsolated,
     IsolationEnded,
     ReclaimSettled,
     ChannelObserved,
+    ListingChanged,
+    QuotaMoved,
 )
+SESSION_EVENTS: tuple[type[SessionEvent], ...] = (SessionSkuOpened, SessionSkuClosed)
 
 
 class RejectReason(StrEnum):
@@ -349,6 +464,14 @@ class RejectReason(StrEnum):
     ALREADY_CANCELLED = "already_cancelled"
     ORDER_INCOMPLETE = "order_incomplete"
     """Another line of the same all-or-nothing order was rejected."""
+    SESSION_CAP_REACHED = "session_cap_reached"
+    """The live session sold its cap of the SKU in its rooms."""
+    BUYER_LIMIT_REACHED = "buyer_limit_reached"
+    """The buyer already bought the session's per-buyer limit of the SKU."""
+    REGION_BLOCKED = "region_blocked"
+    """The session does not sell the SKU to the order's region."""
+    REGION_UNKNOWN = "region_unknown"
+    """The session sells only to listed regions and the order names none."""
 
 
 class Outcome(StrEnum):
@@ -437,6 +560,41 @@ class AuditRecord:
     after: dict[str, int] = spec("Quantities after.")
     version: int = spec("The SKU's version after the change.", minimum=1)
     event_time_ms: int = spec("When it happened, Unix epoch milliseconds.", minimum=0)
+
+
+class AlertLevel(StrEnum):
+    """The three alert levels of a session SKU, lowest stock last."""
+
+    LOW = "low"
+    """The warning threshold (default 20%) crossed: for ops."""
+    CRITICAL = "critical"
+    """The critical threshold (default 10%): host and ops; end early or switch product."""
+    SOLD_OUT = "sold_out"
+    """Nothing left: sales stopped in every room in the same decision."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRaised:
+    """A session SKU's stock crossed an alert threshold downwards. Fired once per
+    crossing; a restock that lifts stock past the threshold plus the hysteresis re-arms it."""
+
+    type: Literal["alert.raised"] = "alert.raised"
+    schema_version: Literal[1] = 1
+    alert_id: str = spec("Unique per crossing; a re-delivery carries the same id.", **_ID)
+    sku: str = spec("The SKU; also the Kafka message key.", **_ID)
+    session_id: str = spec("The live session.", **_ID)
+    level: AlertLevel = spec("low, critical or sold_out.")
+    audience: tuple[str, ...] = spec(
+        "Who must act: ops, host.", items={"type": "string", "enum": ["ops", "host"]}, minItems=1
+    )
+    remaining: int = spec("Units the session can still sell.", minimum=0)
+    baseline: int = spec("The session's starting sellable stock of the SKU.", minimum=0)
+    percent_left: int = spec("remaining / baseline, in whole percent.", minimum=0)
+    threshold_percent: int = spec("The threshold crossed (0 for sold out).", minimum=0)
+    channels: tuple[str, ...] = spec("The session's rooms.", items=_NAMES)
+    suggestion: str = spec("What to do about it.")
+    cause_event_id: str = spec("The event that crossed the threshold.", **_ID)
+    event_time_ms: int = spec("That event's time, Unix epoch milliseconds.", minimum=0)
 
 
 def line_key(platform: str, order_id: str, line_id: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from sync_worker.domain import sessions
 from sync_worker.domain.events import (
     AllocationEvent,
     AuditRecord,
@@ -33,6 +34,9 @@ from sync_worker.domain.events import (
     Outcome,
     RejectReason,
     SafetyReserveChanged,
+    SessionEvent,
+    SessionSkuClosed,
+    SessionSkuOpened,
     SkuEvent,
     StockAdjusted,
     StockCounted,
@@ -49,6 +53,7 @@ from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPositio
 from sync_worker.domain.records import (
     HOLDS_STOCK,
     SHIPPED_OR_LATER,
+    BuyerRecord,
     LineRecord,
     LineStatus,
     MovementRecord,
@@ -78,6 +83,12 @@ class Step:
     cancellation: CancellationRequested | None = None
     oversold_units: int = 0
     """Units this step committed beyond what could be sold; the rules keep it 0."""
+    buyer: BuyerRecord | None = None
+    """The buyer's session holding after the step, when the step changed it."""
+
+
+UNPAID_TIMEOUT = "unpaid_timeout"
+"""The cancellation reason of a line whose payment window lapsed (``domain.payments``)."""
 
 
 def apply(
@@ -85,10 +96,12 @@ def apply(
     record: Record | None,
     event: SkuEvent,
     policy: LedgerPolicy = DEFAULT_POLICY,
+    buyer: BuyerRecord | None = None,
 ) -> Step:
-    """Apply ``event`` to ``position``; ``record`` is the stored record of its identity."""
+    """Apply ``event`` to ``position``; ``record`` is the stored record of its identity
+    and ``buyer`` what the buyer named by ``buyer_slot`` holds in its session."""
     if isinstance(event, OrderLinePlaced):
-        return _place(position, _line(record), event)
+        return _place(position, _line(record), event, buyer)
     if isinstance(event, StockEvent):
         if record is not None:
             return Step(position, record)  # this movement was applied already
@@ -96,7 +109,37 @@ def apply(
     if isinstance(event, AllocationEvent):
         # Changes no stock; remembered so ``domain.decide`` applies it to quotas once.
         return Step(position, record if record is not None else MovementRecord())
-    return _advance_line(position, _line(record), event)
+    if isinstance(event, SessionEvent):
+        if record is not None:
+            return Step(position, record)
+        return Step(_session_changed(position, event), MovementRecord())
+    return _advance_line(position, _line(record), event, buyer)
+
+
+def buyer_slot(
+    position: SkuPosition, record: Record | None, event: SkuEvent
+) -> tuple[str, str] | None:
+    """(session id, buyer) whose holding ``event`` reads or changes: a placement in a
+    session room with a buyer limit, or the cancellation of a line counted against one."""
+    if isinstance(event, OrderLinePlaced):
+        session = position.session_for(event.channel)
+        if session is None or session.buyer_limit is None:
+            return None
+        return session.session_id, sessions.buyer_identity(event.platform, event.buyer_id)
+    releasing = isinstance(event, (OrderLineCancelled, OrderLineRefunded))
+    if releasing and isinstance(record, LineRecord) and record.session_id and record.buyer:
+        return record.session_id, record.buyer
+    return None
+
+
+def _session_changed(position: SkuPosition, event: SessionEvent) -> SkuPosition:
+    match event:
+        case SessionSkuOpened() if position.session(event.session_id) is None:
+            return position.with_session(sessions.opened(event, position.sellable))
+        case SessionSkuClosed():
+            kept = tuple(s for s in position.sessions if s.session_id != event.session_id)
+            return replace(position, sessions=kept)
+    return position
 
 
 def _line(record: Record | None) -> LineRecord | None:
@@ -106,7 +149,12 @@ def _line(record: Record | None) -> LineRecord | None:
 # --- placements -------------------------------------------------------------------------
 
 
-def _place(position: SkuPosition, line: LineRecord | None, event: OrderLinePlaced) -> Step:
+def _place(
+    position: SkuPosition,
+    line: LineRecord | None,
+    event: OrderLinePlaced,
+    buyer: BuyerRecord | None,
+) -> Step:
     if line is not None and line.placed is not None:
         decision = decision_for(position, event, Outcome.DUPLICATE, line.reason, line.placed)
         return Step(position, line, decision)
@@ -122,22 +170,33 @@ def _place(position: SkuPosition, line: LineRecord | None, event: OrderLinePlace
         return Step(position, accepted, decision_for(position, event, Outcome.ACCEPTED))
     if not position.known:
         return _reject(position, line, event, RejectReason.UNKNOWN_SKU)
+    session = position.session_for(event.channel)
+    bought = buyer.units if buyer is not None else 0
+    refused = session.refuses(event, left, bought) if session is not None else None
+    if refused is not None:
+        return _reject(position, line, event, refused)
     if left > position.sellable:
         return _reject(position, line, event, RejectReason.INSUFFICIENT_STOCK)
     paid = line is not None and line.paid
+    limited = session is not None and session.buyer_limit is not None
     accepted = LineRecord(
         status=LineStatus.PAID if paid else LineStatus.ACCEPTED,
         quantity=left,
         placed=Outcome.ACCEPTED,
         paid=paid,
         shipments=line.shipments if line is not None else (),
+        session_id=session.session_id if session is not None else None,
+        buyer=sessions.buyer_identity(event.platform, event.buyer_id) if limited else None,
     )
     moved = replace(position, committed=position.committed + left)
+    if session is not None:
+        moved = moved.with_session(session.with_sold(left))
     step = _changed(position, moved, accepted, event, _actor(event), "order_line.placed")
     return replace(
         step,
         decision=decision_for(step.position, event, Outcome.ACCEPTED),
         oversold_units=max(0, step.position.oversold - position.oversold),
+        buyer=BuyerRecord(units=bought + left) if limited else None,
     )
 
 
@@ -183,7 +242,12 @@ def decision_for(
 # --- the rest of an order line's life ---------------------------------------------------
 
 
-def _advance_line(position: SkuPosition, line: LineRecord | None, event: OrderLineEvent) -> Step:
+def _advance_line(
+    position: SkuPosition,
+    line: LineRecord | None,
+    event: OrderLineEvent,
+    buyer: BuyerRecord | None,
+) -> Step:
     current = line or LineRecord(LineStatus.PENDING)
     match event:
         case OrderLinePaid():
@@ -192,7 +256,7 @@ def _advance_line(position: SkuPosition, line: LineRecord | None, event: OrderLi
             status = LineStatus.PAID if current.status is LineStatus.ACCEPTED else current.status
             return Step(position, replace(current, status=status, paid=True))
         case OrderLineCancelled() | OrderLineRefunded():
-            return _cancel(position, current, event)
+            return _cancel(position, current, event, buyer)
         case OrderLineShipped():
             return _ship(position, current, event)
         case OrderLineReturnReceived():
@@ -203,15 +267,26 @@ def _advance_line(position: SkuPosition, line: LineRecord | None, event: OrderLi
 
 
 def _cancel(
-    position: SkuPosition, line: LineRecord, event: OrderLineCancelled | OrderLineRefunded
+    position: SkuPosition,
+    line: LineRecord,
+    event: OrderLineCancelled | OrderLineRefunded,
+    buyer: BuyerRecord | None,
 ) -> Step:
     if line.status is LineStatus.PENDING:
         return Step(position, replace(line, status=LineStatus.CANCELLED))
     if line.status not in HOLDS_STOCK:
         return Step(position, line)  # rejected, cancelled already, or shipped: nothing held
+    if event.reason == UNPAID_TIMEOUT and line.paid:
+        return Step(position, line)  # the payment beat the clock
     released = replace(position, committed=position.committed - line.quantity)
+    session = position.session(line.session_id) if line.session_id is not None else None
+    if session is not None:  # the session's cap (and the buyer's limit) get the units back
+        released = released.with_session(session.with_sold(-line.quantity))
     cancelled = replace(line, status=LineStatus.CANCELLED, quantity=0)
-    return _changed(position, released, cancelled, event, _actor(event), event.reason)
+    step = _changed(position, released, cancelled, event, _actor(event), event.reason)
+    if buyer is None or line.buyer is None:
+        return step
+    return replace(step, buyer=BuyerRecord(units=max(0, buyer.units - line.quantity)))
 
 
 def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> Step:

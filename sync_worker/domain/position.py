@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from math import ceil
 
 from sync_worker.domain.allocation import Allocation
+from sync_worker.domain.sessions import SkuSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,25 @@ class SkuPosition:
     seq: int = -1
     allocation: Allocation = Allocation()
     """How sellable is split into channel quotas (``domain.allocation``)."""
+    sessions: tuple[SkuSession, ...] = ()
+    """Live sessions selling the SKU now, with their rules (``domain.sessions``)."""
+
+    def session_for(self, channel: str) -> SkuSession | None:
+        """The session selling the SKU in ``channel``, if any (a room is in at most one)."""
+        for session in self.sessions:
+            if channel in session.channels:
+                return session
+        return None
+
+    def session(self, session_id: str) -> SkuSession | None:
+        for session in self.sessions:
+            if session.session_id == session_id:
+                return session
+        return None
+
+    def with_session(self, session: SkuSession) -> SkuPosition:
+        others = tuple(s for s in self.sessions if s.session_id != session.session_id)
+        return replace(self, sessions=(*others, session))
 
     @property
     def on_hand(self) -> int:

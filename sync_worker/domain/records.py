@@ -45,6 +45,10 @@ class LineRecord:
     shipped: int = 0
     """Units shipped while the line was ``PENDING`` (its placement not seen yet): the late
     placement commits only the rest. 0 once the placement arrived."""
+    session_id: str | None = None
+    """The live session whose cap or buyer limit this line counts against."""
+    buyer: str | None = None
+    """The normalised buyer, when the session limits what one buyer may buy."""
     seq: int = -1
     previous: LineRecord | None = None
     """The record before the event at ``seq`` (one level only): lets a replay after a
@@ -56,6 +60,17 @@ class MovementRecord:
     """A stock movement already applied: its presence makes a redelivery a no-op."""
 
     seq: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class BuyerRecord:
+    """What one buyer holds of a SKU in one session (accepted, not cancelled). Shared by
+    the buyer's lines, so it carries its own replay stamp like a line record."""
+
+    units: int = 0
+    seq: int = -1
+    previous: int = 0
+    """``units`` before the event at ``seq``."""
 
 
 Record = LineRecord | MovementRecord

@@ -13,6 +13,10 @@ partition, so whatever a crash leaves behind is a prefix of those writes:
   writes. The event is recomputed from ``record.previous``, which yields the very
   same step, because the ledger is deterministic and the position is unchanged.
 - otherwise the event is new.
+
+A buyer's session holding (``BuyerRecord``) is shared by the buyer's lines and written
+between the line's record and the position, with the same stamp, so the same three
+cases cover it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, replace
 from sync_worker.domain import ledger
 from sync_worker.domain.events import OrderLinePlaced, SkuEvent
 from sync_worker.domain.position import SkuPosition
-from sync_worker.domain.records import LineRecord, Record
+from sync_worker.domain.records import BuyerRecord, LineRecord, Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ def apply_at(
     record: Record | None,
     event: SkuEvent,
     policy: ledger.LedgerPolicy = ledger.DEFAULT_POLICY,
+    buyer: BuyerRecord | None = None,
 ) -> Applied:
     """Apply the event at ``seq`` once, however often it is delivered."""
     if seq <= position.seq:
@@ -45,11 +50,21 @@ def apply_at(
     before = record
     if record is not None and record.seq == seq:  # written by this very event: undo it
         before = record.previous if isinstance(record, LineRecord) else None
-    step = ledger.apply(position, before, event, policy)
+    buyer_before = buyer
+    if buyer is not None and buyer.seq == seq:
+        buyer_before = BuyerRecord(units=buyer.previous)
+    step = ledger.apply(position, before, event, policy, buyer_before)
     # An unchanged record (a duplicate) keeps its stamp: re-stamping it would make a
     # crash right after this write look like "this event wrote it" on replay.
     stamped = record if step.record == before else _stamp(step.record, seq, before)
-    return Applied(replace(step, position=replace(step.position, seq=seq), record=stamped), False)
+    held = buyer_before.units if buyer_before is not None else 0
+    buyer_after = (
+        None if step.buyer is None else BuyerRecord(units=step.buyer.units, seq=seq, previous=held)
+    )
+    return Applied(
+        replace(step, position=replace(step.position, seq=seq), record=stamped, buyer=buyer_after),
+        False,
+    )
 
 
 def _stamp(record: Record | None, seq: int, before: Record | None) -> Record | None:

@@ -19,6 +19,7 @@ from sync_worker.domain.events import (
     ALLOCATION_EVENTS,
     ORDER_LINE_EVENTS,
     SCHEMA_VERSION,
+    SESSION_EVENTS,
     STOCK_EVENTS,
     OrderLineDecided,
     Outcome,
@@ -30,7 +31,7 @@ from sync_worker.domain.events import (
 
 SKU_EVENT_TYPES: Final[dict[str, type[SkuEvent]]] = {
     type_name(event_class): event_class
-    for event_class in (*ORDER_LINE_EVENTS, *STOCK_EVENTS, *ALLOCATION_EVENTS)
+    for event_class in (*ORDER_LINE_EVENTS, *STOCK_EVENTS, *ALLOCATION_EVENTS, *SESSION_EVENTS)
 }
 
 
@@ -100,6 +101,9 @@ class SkuEventDecoder:
         for field, enum_class in self._enum_fields[event_type].items():
             if field in payload:
                 payload[field] = enum_class(payload[field])
+        for field, value in payload.items():
+            if type(value) is list:  # events are frozen values: arrays become tuples
+                payload[field] = tuple(value)
         event = event_class(**payload)
         if key is not None and key.decode("utf-8", "replace") != event.sku:
             raise InvalidEvent("key_mismatch", f"message key {key!r} is not the SKU {event.sku!r}")

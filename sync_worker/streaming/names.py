@@ -36,6 +36,14 @@ NOTIFICATIONS = "notifications.v1"
 """Input, keyed by platform order: verified webhook notifications, before hydration into
 order-line events. Only the webhook ingress writes here, and only what it verified."""
 
+ALERTS = "alerts.v1"
+"""Output, keyed by SKU: alert.raised when a live session's stock crosses a threshold.
+Written by the ledger step through a plain producer; notifications are sent from it."""
+
+SESSIONS = "sessions.v1"
+"""Compacted, keyed by session id: the latest state of every live session (schedule,
+rooms, lineup, audited moves). Every worker reads it whole into memory."""
+
 LEDGER_TABLE = "ledger"
 """Table: a SKU's position and the records of its order lines and stock movements
 (keys in ``streaming.state``), so all of a SKU's writes share one changelog partition."""
@@ -48,6 +56,10 @@ ORDERS_AGENT = "orders"
 PUBLISHER_AGENT = "publisher"
 INBOUND_GROUP = "inbound"
 """Consumer group ``<app_id>-inbound``: notifications are read apart from faust's group."""
+ALERTS_GROUP = "alerts"
+"""Consumer group ``<app_id>-alerts``: sends the alert notifications."""
+PAYMENTS_GROUP = "payments"
+"""Consumer group ``<app_id>-payments``: the payment clock, reading accepted decisions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,8 @@ class TopicNames:
     audit: str
     order_decisions: str
     notifications: str
+    alerts: str
+    sessions: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -74,6 +88,8 @@ class TopicNames:
             audit=f"{prefix}.{AUDIT}",
             order_decisions=f"{prefix}.{ORDER_DECISIONS}",
             notifications=f"{prefix}.{NOTIFICATIONS}",
+            alerts=f"{prefix}.{ALERTS}",
+            sessions=f"{prefix}.{SESSIONS}",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -86,4 +102,6 @@ class TopicNames:
             self.audit,
             self.order_decisions,
             self.notifications,
+            self.alerts,
+            self.sessions,
         )

@@ -27,6 +27,7 @@ INPUTS: tuple[type[Any], ...] = (
     *events.ORDER_LINE_EVENTS,
     *events.STOCK_EVENTS,
     *events.ALLOCATION_EVENTS,
+    *events.SESSION_EVENTS,
 )
 OUTPUTS: tuple[type[Any], ...] = (
     events.OrderLineDecided,
@@ -34,6 +35,7 @@ OUTPUTS: tuple[type[Any], ...] = (
     events.StockLevelChanged,
     events.StockQuotaChanged,
     events.AuditRecord,
+    events.AlertRaised,
     DeadLetter,
 )
 
@@ -78,6 +80,9 @@ def _type_schema(annotation: Any) -> dict[str, Any]:
         if "enum" in schema:
             return {"enum": [*schema["enum"], None]}
         return {"type": [schema["type"], "null"]}
+    if origin is tuple:
+        item, _ = typing.get_args(annotation)
+        return {"type": "array", "items": _type_schema(item)}
     if origin is dict:
         _, value_type = typing.get_args(annotation)
         return {"type": "object", "additionalProperties": _type_schema(value_type)}

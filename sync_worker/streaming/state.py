@@ -12,15 +12,24 @@ from typing import Any
 
 import orjson
 
+from sync_worker.domain.alerts import AlertThresholds
 from sync_worker.domain.allocation import Allocation, ChannelQuota
 from sync_worker.domain.events import OrderLineEvent, Outcome, RejectReason, SkuEvent
 from sync_worker.domain.orders import AcceptedLine, OrderTally
 from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
-from sync_worker.domain.records import LineRecord, LineStatus, MovementRecord, Record
+from sync_worker.domain.records import (
+    BuyerRecord,
+    LineRecord,
+    LineStatus,
+    MovementRecord,
+    Record,
+)
+from sync_worker.domain.sessions import SkuSession
 
 _POSITION = b"p\x00"
 _LINE = b"l\x00"
 _MOVEMENT = b"m\x00"
+_BUYER = b"b\x00"
 
 
 def position_key(sku: str) -> bytes:
@@ -36,7 +45,13 @@ def record_key(event: SkuEvent) -> bytes:
     return _MOVEMENT + sku + event.event_id.encode()
 
 
-def encode(value: SkuPosition | Record | OrderTally) -> bytes:
+def buyer_key(sku: str, session_id: str, buyer: str) -> bytes:
+    """A buyer's holding of a SKU in one session (every part length-prefixed)."""
+    parts = (sku, session_id, buyer)
+    return _BUYER + b"".join(f"{len(part)}:{part}".encode() for part in parts)
+
+
+def encode(value: SkuPosition | Record | BuyerRecord | OrderTally) -> bytes:
     return orjson.dumps(value)
 
 
@@ -52,7 +67,24 @@ def decode_position(raw: bytes) -> SkuPosition:
         known=fields["known"],
         seq=fields["seq"],
         allocation=_allocation(fields.get("allocation")),  # absent before allocation existed
+        sessions=tuple(_session(session) for session in fields.get("sessions", ())),
     )
+
+
+def _session(fields: dict[str, Any]) -> SkuSession:
+    return SkuSession(
+        **{
+            **fields,
+            "channels": tuple(fields["channels"]),
+            "regions_allow": tuple(fields["regions_allow"]),
+            "regions_deny": tuple(fields["regions_deny"]),
+            "thresholds": AlertThresholds(**fields["thresholds"]),
+        }
+    )
+
+
+def decode_buyer(raw: bytes) -> BuyerRecord:
+    return BuyerRecord(**orjson.loads(raw))
 
 
 def _allocation(fields: dict[str, Any] | None) -> Allocation:
@@ -85,6 +117,8 @@ def _line_record(fields: dict[str, Any]) -> LineRecord:
         paid=fields["paid"],
         shipments=tuple(fields["shipments"]),
         shipped=fields.get("shipped", 0),  # absent from records written before it existed
+        session_id=fields.get("session_id"),
+        buyer=fields.get("buyer"),
         seq=fields["seq"],
         previous=_line_record(previous) if previous else None,
     )

@@ -23,7 +23,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, kafka.partitions, kafka.replication_factor)
+            _new_topic(name, kafka, compacted=name == topics.sessions)
             for name in topics.all()
             if name not in existing
         ]
@@ -33,3 +33,13 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+def _new_topic(name: str, kafka: KafkaSettings, *, compacted: bool) -> NewTopic:
+    """The sessions topic is a table: one partition (every worker reads it whole, in
+    order) and compacted (only each session's latest state is kept)."""
+    if compacted:
+        return NewTopic(
+            name, 1, kafka.replication_factor, topic_configs={"cleanup.policy": "compact"}
+        )
+    return NewTopic(name, kafka.partitions, kafka.replication_factor)
