@@ -124,7 +124,7 @@ def cause_of(
             return allocation.Listing(event.channel, event.listed)
         case events.QuotaMoved() if fresh:
             return allocation.Moved(event.from_channel, event.to_channel, event.units)
-        case events.SessionSkuOpened() if fresh:
+        case events.SessionSkuOpened() if fresh and before.session(event.session_id) is None:
             session = step.position.session(event.session_id)
             return allocation.SessionOpened(carve(session) if session is not None else ())
         case events.SessionSkuClosed() if fresh:

@@ -1,17 +1,25 @@
 """A live session as the live team plans and runs it: schedule, rooms, lineup, moves.
 
-``apply(session, command) -> LiveSession`` is pure; the session service stores each
-result on a compacted Kafka topic and turns what it means for each SKU into events on
-the SKU's own stream (``sku_events``), where the rules are enforced.
+Each command is pure: ``(session, command, at_ms, actor) -> Outcome``, the session's
+next state plus the events it means for each SKU. The session service stores the
+state on a compacted Kafka topic and sends the events to each SKU's own stream, where
+the rules are enforced inside the SKU's decision. Event ids are derived from the
+session, the command's place in its log and the SKU, so a command sent again after a
+crash repeats the very same events, which the ledger answers as duplicates.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sync_worker.domain import events, tiers
 from sync_worker.domain.events import Tier
+
+DEFAULT_PIN_MS = 10 * 60_000
+DEFAULT_PIN_UNITS_PER_S = 50
 
 
 class SessionState(StrEnum):
@@ -22,6 +30,14 @@ class SessionState(StrEnum):
 
 class SessionError(ValueError):
     """A command that does not fit the session (unknown SKU, ended already...)."""
+
+
+class SessionConflict(SessionError):
+    """Another command changed the session first; nothing of this one was applied."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The sessions' log cannot be reached; nothing of the command was applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +68,7 @@ class LineupItem:
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """An audited operator action: who, when, what, on which SKU."""
+    """One line of the session's audit log: who did what, when, to which SKU."""
 
     at_ms: int
     actor: str
@@ -74,6 +90,7 @@ class LiveSession:
     skipped: tuple[str, ...] = ()
     moves: tuple[Move, ...] = ()
     version: int = 0
+    """Grows by one with every command; the store keeps only the next version."""
 
     def item(self, sku: str) -> LineupItem:
         for item in self.lineup:
@@ -81,11 +98,276 @@ class LiveSession:
                 return item
         raise SessionError(f"SKU {sku!r} is not in the lineup of session {self.session_id!r}")
 
-    def logged(self, move: Move, **changes: object) -> LiveSession:
-        return replace(self, **changes, moves=(*self.moves, move), version=self.version + 1)  # type: ignore[arg-type]
+    def selling(self) -> tuple[LineupItem, ...]:
+        """The lineup without the SKUs the host skipped."""
+        return tuple(item for item in self.lineup if item.sku not in self.skipped)
 
 
-def sku_opened(session: LiveSession, item: LineupItem, event_id: str, at_ms: int, actor: str) -> events.SessionSkuOpened:
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    session: LiveSession
+    events: tuple[events.SkuEvent, ...] = ()
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def create(session: LiveSession, at_ms: int, actor: str) -> Outcome:
+    """A new session, planned; its lineup and rooms are checked now, not at start."""
+    if not session.channels:
+        raise SessionError("a session needs at least one room (channel)")
+    if not session.lineup:
+        raise SessionError("a session needs a lineup of at least one SKU")
+    skus = [item.sku for item in session.lineup]
+    duplicated = sorted({sku for sku in skus if skus.count(sku) > 1})
+    if duplicated:
+        raise SessionError(f"SKUs listed twice in the lineup: {', '.join(duplicated)}")
+    if session.ends_at_ms <= session.starts_at_ms:
+        raise SessionError("the session must end after it starts")
+    for item in session.lineup:
+        if item.isolate and item.cap is None:
+            raise SessionError(f"{item.sku}: an isolated (flash-sale) item needs a cap")
+        if item.tier is Tier.TRAFFIC and item.cap is None:
+            raise SessionError(f"{item.sku}: a traffic item needs its exact count as cap")
+    created = replace(session, state=SessionState.PLANNED, version=1, moves=())
+    return Outcome(_logged(created, Move(at_ms, actor, "create")))
+
+
+def start(session: LiveSession, at_ms: int, actor: str) -> Outcome:
+    """Open every SKU of the lineup in the session's rooms, with its rules. Starting a
+    live session again re-sends the same events (a start cut short by a crash)."""
+    if session.state is SessionState.ENDED:
+        raise SessionError(f"session {session.session_id!r} has ended")
+    live = session
+    if session.state is SessionState.PLANNED:
+        live = _logged(replace(session, state=SessionState.LIVE), Move(at_ms, actor, "start"))
+    opened = tuple(
+        _sku_opened(live, item, _id(live, "start", item.sku, once=True), at_ms, actor)
+        for item in live.selling()
+    )
+    return Outcome(live, opened)
+
+
+def end(session: LiveSession, at_ms: int, actor: str) -> Outcome:
+    """Close every SKU still selling: rules lapse, isolated units return to the pool."""
+    if session.state is SessionState.PLANNED:
+        raise SessionError(f"session {session.session_id!r} has not started")
+    ended = session
+    if session.state is SessionState.LIVE:
+        move = Move(at_ms, actor, "end")
+        ended = _logged(replace(session, state=SessionState.ENDED, pinned=None), move)
+    closing: list[events.SkuEvent] = [
+        _closed(ended, item.sku, _id(ended, "end", item.sku, once=True), at_ms, actor, "ended")
+        for item in ended.selling()
+    ]
+    if session.pinned is not None:
+        closing += _unpins(ended, session.pinned, at_ms, actor)
+    return Outcome(ended, tuple(closing))
+
+
+def pin(
+    session: LiveSession,
+    sku: str,
+    at_ms: int,
+    actor: str,
+    *,
+    duration_ms: int = DEFAULT_PIN_MS,
+    units_per_s: int = DEFAULT_PIN_UNITS_PER_S,
+) -> Outcome:
+    """The host pins the product ("上链接"): every room sizes its quota for the burst,
+    and the product pinned before is unpinned."""
+    _require_live(session)
+    _require_selling(session, sku)
+    move = Move(at_ms, actor, "pin", sku, f"{duration_ms} ms at {units_per_s}/s expected")
+    pinned = _logged(replace(session, pinned=sku), move)
+    unpins = _unpins(pinned, session.pinned, at_ms, actor) if session.pinned != sku else []
+    pins = [
+        events.ChannelPinned(
+            event_id=_id(pinned, "pin", sku, channel),
+            sku=sku,
+            event_time_ms=at_ms,
+            actor=actor,
+            channel=channel,
+            duration_ms=duration_ms,
+            expected_units_per_s=units_per_s,
+        )
+        for channel in pinned.channels
+    ]
+    return Outcome(pinned, (*unpins, *pins))
+
+
+def unpin(session: LiveSession, at_ms: int, actor: str) -> Outcome:
+    _require_live(session)
+    if session.pinned is None:
+        raise SessionError("no product is pinned")
+    unpinned = _logged(replace(session, pinned=None), Move(at_ms, actor, "unpin", session.pinned))
+    return Outcome(unpinned, tuple(_unpins(unpinned, session.pinned, at_ms, actor)))
+
+
+def restock(
+    session: LiveSession,
+    sku: str,
+    quantity: int,
+    at_ms: int,
+    actor: str,
+    *,
+    warehouse: str = "main",
+    eta_ms: int | None = None,
+    batch_id: str | None = None,
+) -> Outcome:
+    """Units arrive now (closing ``batch_id`` when it was announced), or are announced
+    in transit with ``eta_ms`` for the host to tell the room."""
+    _require_open(session)
+    session.item(sku)
+    detail = f"{quantity} to {warehouse}" + (f", due {eta_ms}" if eta_ms is not None else "")
+    moved = _logged(session, Move(at_ms, actor, "restock", sku, detail))
+    event_id = _id(moved, "restock", sku)
+    event: events.SkuEvent
+    if eta_ms is None:
+        event = events.StockReceived(
+            event_id=event_id,
+            sku=sku,
+            event_time_ms=at_ms,
+            actor=actor,
+            warehouse=warehouse,
+            quantity=quantity,
+            batch_id=batch_id,
+        )
+    else:
+        event = events.StockIncomingAnnounced(
+            event_id=event_id,
+            sku=sku,
+            event_time_ms=at_ms,
+            actor=actor,
+            warehouse=warehouse,
+            batch_id=batch_id or event_id,
+            quantity=quantity,
+            eta_ms=eta_ms,
+        )
+    return Outcome(moved, (event,))
+
+
+def transfer_from_warehouse(
+    session: LiveSession,
+    sku: str,
+    quantity: int,
+    source: str,
+    at_ms: int,
+    actor: str,
+    *,
+    eta_ms: int,
+    warehouse: str = "main",
+) -> Outcome:
+    """Units leave ``source`` now and are in transit to ``warehouse`` until ``eta_ms``;
+    a restock naming the returned batch id closes the transfer when they arrive."""
+    _require_open(session)
+    session.item(sku)
+    detail = f"{quantity} from {source} to {warehouse}, due {eta_ms}"
+    moved = _logged(session, Move(at_ms, actor, "transfer", sku, detail))
+    transfer_id = _id(moved, "transfer", sku)
+    out = events.StockTransferredOut(
+        sku=sku,
+        event_time_ms=at_ms,
+        actor=actor,
+        event_id=f"{transfer_id}:out",
+        warehouse=source,
+        quantity=quantity,
+        transfer_id=transfer_id,
+        destination=warehouse,
+    )
+    announced = events.StockIncomingAnnounced(
+        sku=sku,
+        event_time_ms=at_ms,
+        actor=actor,
+        event_id=f"{transfer_id}:in",
+        warehouse=warehouse,
+        batch_id=transfer_id,
+        quantity=quantity,
+        eta_ms=eta_ms,
+    )
+    return Outcome(moved, (out, announced))
+
+
+def transfer_between_rooms(
+    session: LiveSession, sku: str, units: int, source: str, target: str, at_ms: int, actor: str
+) -> Outcome:
+    """Quota moves from one room to another: the source's platform takes the units off
+    display first, then the target gets them."""
+    _require_live(session)
+    _require_selling(session, sku)
+    if source == target:
+        raise SessionError("a transfer needs two different rooms")
+    moved = _logged(
+        session, Move(at_ms, actor, "transfer", sku, f"{units} from {source} to {target}")
+    )
+    event = events.QuotaMoved(
+        event_id=_id(moved, "transfer", sku),
+        sku=sku,
+        event_time_ms=at_ms,
+        actor=actor,
+        from_channel=source,
+        to_channel=target,
+        units=units,
+    )
+    return Outcome(moved, (event,))
+
+
+def set_listing(
+    session: LiveSession,
+    sku: str,
+    listed: bool,
+    at_ms: int,
+    actor: str,
+    *,
+    channels: Sequence[str] = (),
+    reason: str = "operator",
+) -> Outcome:
+    """Delist (quota to 0, no grants) or relist a SKU in some or all of the rooms."""
+    _require_live(session)
+    session.item(sku)
+    rooms = tuple(channels) or session.channels
+    unknown = sorted(set(rooms) - set(session.channels))
+    if unknown:
+        raise SessionError(f"not rooms of this session: {', '.join(unknown)}")
+    action = "relist" if listed else "delist"
+    moved = _logged(session, Move(at_ms, actor, action, sku, f"{', '.join(rooms)}: {reason}"))
+    changes = tuple(
+        events.ListingChanged(
+            event_id=_id(moved, action, sku, channel),
+            sku=sku,
+            event_time_ms=at_ms,
+            actor=actor,
+            channel=channel,
+            listed=listed,
+            reason=reason,
+        )
+        for channel in rooms
+    )
+    return Outcome(moved, changes)
+
+
+def skip(session: LiveSession, sku: str, at_ms: int, actor: str) -> Outcome:
+    """The host moves on without (finishing) the product: its rules lapse now and an
+    isolated count returns to the pool."""
+    _require_live(session)
+    _require_selling(session, sku)
+    pinned = None if session.pinned == sku else session.pinned
+    move = Move(at_ms, actor, "skip", sku)
+    skipped = _logged(replace(session, skipped=(*session.skipped, sku), pinned=pinned), move)
+    closing: list[events.SkuEvent] = [
+        _closed(skipped, sku, _id(skipped, "skip", sku), at_ms, actor, "skipped")
+    ]
+    if session.pinned == sku:
+        closing += _unpins(skipped, sku, at_ms, actor)
+    return Outcome(skipped, tuple(closing))
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _sku_opened(
+    session: LiveSession, item: LineupItem, event_id: str, at_ms: int, actor: str
+) -> events.SessionSkuOpened:
     """The SKU's rules for this session, tier defaults applied."""
     policy = item.policy()
     isolate = policy.isolate if item.isolate is None else item.isolate
@@ -108,3 +390,63 @@ def sku_opened(session: LiveSession, item: LineupItem, event_id: str, at_ms: int
         ),
         rearm_points=item.rearm_points,
     )
+
+
+def _closed(
+    session: LiveSession, sku: str, event_id: str, at_ms: int, actor: str, reason: str
+) -> events.SessionSkuClosed:
+    return events.SessionSkuClosed(
+        event_id=event_id,
+        sku=sku,
+        event_time_ms=at_ms,
+        actor=actor,
+        session_id=session.session_id,
+        reason=reason,
+    )
+
+
+def _unpins(session: LiveSession, sku: str | None, at_ms: int, actor: str) -> list[events.SkuEvent]:
+    if sku is None:
+        return []
+    return [
+        events.ChannelUnpinned(
+            event_id=_id(session, "unpin", sku, channel),
+            sku=sku,
+            event_time_ms=at_ms,
+            actor=actor,
+            channel=channel,
+        )
+        for channel in session.channels
+    ]
+
+
+def _logged(session: LiveSession, move: Move) -> LiveSession:
+    return replace(session, moves=(*session.moves, move), version=session.version + 1)
+
+
+def _id(
+    session: LiveSession, action: str, sku: str, channel: str = "", *, once: bool = False
+) -> str:
+    """Deterministic per (session, version, action, SKU, room), at most 200 characters.
+    A ``once`` action (start, end) happens once per session: its ids leave the version
+    out, so sending it again repeats them exactly."""
+    version = 0 if once else session.version
+    identity = f"{session.session_id}\x00{version}\x00{action}\x00{sku}\x00{channel}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"session:{action}:{digest}"
+
+
+def _require_live(session: LiveSession) -> None:
+    if session.state is not SessionState.LIVE:
+        raise SessionError(f"session {session.session_id!r} is {session.state.value}, not live")
+
+
+def _require_open(session: LiveSession) -> None:
+    if session.state is SessionState.ENDED:
+        raise SessionError(f"session {session.session_id!r} has ended")
+
+
+def _require_selling(session: LiveSession, sku: str) -> None:
+    session.item(sku)
+    if sku in session.skipped:
+        raise SessionError(f"{sku!r} was skipped in this session")

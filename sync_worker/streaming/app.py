@@ -28,17 +28,21 @@ from connectors.base import (
     StockUpdate,
 )
 from sync_worker.config import KafkaSettings, Settings
-from sync_worker.domain import allocation, ledger, orders
+from sync_worker.domain import alerts, allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
 from sync_worker.domain.events import ChannelObserved, ReclaimSettled
+from sync_worker.domain.live_session import LiveSession
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import InboundService, accept_into
+from sync_worker.streaming.session_service import SessionStore
+from sync_worker.streaming.side_producer import SideProducer
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
+from sync_worker.web.sessions import session_routes
 from sync_worker.web.stock import stock_routes
 from sync_worker.web.webhooks import webhook_routes
 
@@ -188,6 +192,43 @@ def live_seed(
             yield LiveStock(channel, sku, quota.quota, position.allocation.version, now_ms)
 
 
+def session_board(
+    session: LiveSession, position_of: Callable[[str], SkuPosition | None]
+) -> list[dict[str, Any]]:
+    """Each lineup SKU as this worker's ledger table holds it (SKUs of its partitions)."""
+    board = []
+    for item in session.lineup:
+        position = position_of(item.sku)
+        row: dict[str, Any] = {"sku": item.sku, "tier": item.tier.value, "name": item.name}
+        if item.sku in session.skipped:
+            row["skipped"] = True
+        if position is None:
+            board.append({**row, "owned_here": False})
+            continue
+        hold = position.session(session.session_id)
+        quotas = {c: position.allocation.channel(c) for c in session.channels}
+        row |= {
+            "owned_here": True,
+            "sellable": position.sellable,
+            "incoming": [dataclasses.asdict(batch) for batch in position.incoming],
+            "quotas": {c: q.quota if q else 0 for c, q in quotas.items()},
+            "delisted": sorted(c for c, q in quotas.items() if q is not None and q.delisted),
+        }
+        if hold is not None:
+            remaining = hold.remaining(position.sellable)
+            baseline = hold.baseline
+            row |= {
+                "cap": hold.cap,
+                "sold": hold.sold,
+                "remaining": remaining,
+                "baseline": baseline,
+                "percent_left": remaining * 100 // baseline if baseline else None,
+                "alert": alerts.LEVELS[hold.alerts_fired - 1].value if hold.alerts_fired else None,
+            }
+        board.append(row)
+    return board
+
+
 def _inbound_service(
     settings: Settings,
     topics: names.TopicNames,
@@ -315,6 +356,7 @@ def create_app(
             )
         )
 
+    side = SideProducer(kafka_client_options(settings.kafka))
     table = app.Table(names.LEDGER_TABLE, key_type=bytes, value_type=bytes)
     decoder = codecs.SkuEventDecoder()
     policies = decision_policies(settings)
@@ -331,21 +373,34 @@ def create_app(
             position_key = state.position_key(sku_event.sku)
             record_key = state.record_key(sku_event)
             stored_position, stored_record = table.get(position_key), table.get(record_key)
-            decided = decide(
-                message.offset,
+            position = (
                 state.decode_position(stored_position)
                 if stored_position
-                else SkuPosition(sku_event.sku),
-                state.decode_record(stored_record) if stored_record else None,
+                else SkuPosition(sku_event.sku)
+            )
+            record = state.decode_record(stored_record) if stored_record else None
+            slot = ledger.buyer_slot(position, record, sku_event)
+            buyer_key = state.buyer_key(sku_event.sku, *slot) if slot is not None else None
+            stored_buyer = table.get(buyer_key) if buyer_key is not None else None
+            decided = decide(
+                message.offset,
+                position,
+                record,
                 sku_event,
                 policies,
+                state.decode_buyer(stored_buyer) if stored_buyer else None,
             )
             step = decided.step
-            # Record first, position second: see domain.replay for why the order matters.
+            # Record, buyer, position, in this order: see domain.replay for why.
             if step.record is not None:
                 table[record_key] = state.encode(step.record)
+            if step.buyer is not None and buyer_key is not None:
+                table[buyer_key] = state.encode(step.buyer)
             table[position_key] = state.encode(step.position)
             await outputs.emit(sku_event.sku.encode(), decided)
+            for alert in decided.alerts:
+                metrics.alerts_fired.labels(alert.level.value).inc()
+                await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
 
     app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
 
@@ -438,8 +493,19 @@ def create_app(
             "recovered": recovered,
         }
 
+    sessions = SessionStore(
+        topic=topics.sessions,
+        sku_events=topics.sku_events,
+        client_options=kafka_client_options(settings.kafka),
+    )
     routes = [
         *stock_routes(position_of),
+        *session_routes(
+            sessions,
+            lambda session: session_board(session, position_of),
+            lambda: int(time.time() * 1000),
+            channels=[name for name, _ in connectors],
+        ),
         *live_routes(live, metrics, channels=[name for name, _ in connectors]),
     ]
     inbound_services: tuple[mode.Service, ...] = ()
@@ -462,5 +528,5 @@ def create_app(
         settings.worker.web_port,
         before_stop=live.close,
     )
-    services = (http, _PublisherService(publisher), *inbound_services)
+    services = (side, sessions, http, _PublisherService(publisher), *inbound_services)
     return StockcastApp(app, topics, services)
