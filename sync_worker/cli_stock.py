@@ -15,11 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 from rich.console import Console
 from rich.table import Table
 
+from sync_worker import cli_worker
+from sync_worker.cli_worker import call_worker, worker_option
 from sync_worker.config import Settings, SettingsError, load_settings_file
 from sync_worker.domain import events
 from sync_worker.streaming.commands import read_audit, send_events
@@ -77,33 +78,14 @@ def stock() -> None:
 
 @stock.command()
 @click.argument("sku")
-@click.option(
-    "--worker",
-    "worker_url",
-    default=None,
-    help="Worker base URL (default: http://127.0.0.1:<worker.web_port>).",
-)
+@worker_option
 @_config
 @click.pass_context
 def show(ctx: click.Context, sku: str, worker_url: str | None, config: Path | None) -> None:
     """Every quantity state of SKU: on hand, committed, reserve, unavailable, returns
     pending, incoming, sellable, transferable; per warehouse; incoming batches."""
-    settings = _settings(ctx, config)
-    url = worker_url or f"http://127.0.0.1:{settings.worker.web_port}"
-
-    async def fetch() -> tuple[int, Any]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{url}/skus/{sku}") as response,
-        ):
-            return response.status, await response.json()
-
-    try:
-        status, view = asyncio.run(fetch())
-    except aiohttp.ClientError as error:
-        raise click.ClickException(f"no worker answers at {url}: {error}") from None
-    if status != 200:
-        raise click.ClickException(view.get("error", f"worker answered {status}"))
+    base = cli_worker.worker_url(_settings(ctx, config), worker_url)
+    view = call_worker("GET", f"{base}/skus/{sku}")
     console = Console()
     totals = Table(title=f"{sku} (version {view['version']})")
     totals.add_column("quantity state")
