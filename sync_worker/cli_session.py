@@ -57,13 +57,16 @@ def create(
     ctx: click.Context, plan: Path, worker_url: str | None, actor: str | None, config: Path | None
 ) -> None:
     """Create a session from PLAN (.toml or .json): session_id, title, starts_at,
-    ends_at, channels and [[lineup]] items (sku, tier, cap, buyer_limit, regions...)."""
+    ends_at, channels and [[lineup]] items (sku, tier, cap, buyer_limit, regions...).
+    Times carry their UTC offset (2025-06-15T20:00:00+08:00): the worker refuses a local
+    time rather than guess its zone."""
     raw = plan.read_bytes()
     try:
         body = tomllib.loads(raw.decode()) if plan.suffix == ".toml" else orjson.loads(raw)
     except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{plan}: {error}") from None
-    body = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in body.items()}
+    if not isinstance(body, dict):
+        raise click.ClickException(f"{plan}: a plan is a table (JSON object) of fields")
     _print(_post(ctx, config, worker_url, "/sessions", body, actor))
 
 

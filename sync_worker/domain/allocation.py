@@ -342,9 +342,9 @@ class _Plan:
         self.changes: list[QuotaChange] = []
         self.sold: str | None = None
         """The channel whose sale this reallocation answers."""
-        self.ended: str | None = None
-        """A channel whose isolation just ended: its unsold units beyond the policy's
-        want return to the pool."""
+        self.ended: set[str] = set()
+        """Channels whose isolation just ended (all the rooms of a closed session): their
+        unsold units beyond the policy's want return to the pool."""
 
     def result(self) -> tuple[Allocation, tuple[QuotaChange, ...]]:
         channels = tuple(self.quotas[name] for name in sorted(self.quotas))
@@ -406,7 +406,7 @@ class _Plan:
                 self.quotas[target] = replace(claimed, claim=claimed.claim + moving)
 
     def end_isolation(self, channel: str) -> None:
-        self.ended = channel
+        self.ended.add(channel)
         # The flash sale's rate says nothing about the room's demand after it.
         self.quotas[channel] = replace(
             self.quotas[channel],
@@ -477,8 +477,10 @@ class _Plan:
 
     def fit(self, sellable: int) -> None:
         """The stock shrank below what the channels hold: reclaim the excess at once,
-        slowest channels first, isolated ones last."""
-        excess = -self.free(sellable) - sum(q.reclaiming for q in self.quotas.values())
+        slowest channels first, isolated ones last. Measured on what the channels show:
+        a reclaim in flight on a channel that has sold its units since (reclaiming > out)
+        takes nothing more off display, so it must not count for the others."""
+        excess = sum(quota.quota for quota in self.quotas.values()) - sellable
         order = sorted(self.quotas, key=lambda c: (self.quotas[c].isolated, self.rate(c), c))
         for channel in order:
             if excess <= 0:
@@ -505,8 +507,10 @@ class _Plan:
 
     def carve(self, channel: str, units: int, sellable: int) -> None:
         """Flash-sale isolation: the channel holds exactly ``units``, as far as the pool
-        allows."""
+        allows. A delisted room is granted nothing (``rebalance`` takes back what it holds)."""
         held = self.quotas[channel].quota
+        if self.quotas[channel].delisted:
+            return
         if held > units:
             self.reclaim(channel, held - units)
         elif held < units:
@@ -545,7 +549,7 @@ class _Plan:
         """How much of its quota a channel keeps (the rest is reclaimed)."""
         held = self.quotas[channel].quota
         kind = self.policy.kind
-        if kind in (PolicyKind.STATIC, PolicyKind.FIXED_RATIO) or channel == self.ended:
+        if kind in (PolicyKind.STATIC, PolicyKind.FIXED_RATIO) or channel in self.ended:
             return min(held, target.want)
         if not dry:
             return held

@@ -112,24 +112,50 @@ class Outcome:
 # --- commands ---------------------------------------------------------------------------
 
 
-def create(session: LiveSession, at_ms: int, actor: str) -> Outcome:
-    """A new session, planned; its lineup and rooms are checked now, not at start."""
+def plan_problems(session: LiveSession) -> list[str]:
+    """Every reason the plan cannot be a session (empty when it can): rooms, lineup,
+    schedule, and each item's settings after its tier's defaults."""
+    problems = []
     if not session.channels:
-        raise SessionError("a session needs at least one room (channel)")
+        problems.append("a session needs at least one room (channel)")
+    rooms = list(session.channels)
+    twice = sorted({room for room in rooms if rooms.count(room) > 1})
+    if twice:
+        problems.append(f"rooms listed twice: {', '.join(twice)}")
     if not session.lineup:
-        raise SessionError("a session needs a lineup of at least one SKU")
+        problems.append("a session needs a lineup of at least one SKU")
     skus = [item.sku for item in session.lineup]
     duplicated = sorted({sku for sku in skus if skus.count(sku) > 1})
     if duplicated:
-        raise SessionError(f"SKUs listed twice in the lineup: {', '.join(duplicated)}")
+        problems.append(f"SKUs listed twice in the lineup: {', '.join(duplicated)}")
     if session.ends_at_ms <= session.starts_at_ms:
-        raise SessionError("the session must end after it starts")
+        problems.append("the session must end after it starts")
     for item in session.lineup:
+        policy = item.policy()
         if item.isolate and item.cap is None:
-            raise SessionError(f"{item.sku}: an isolated (flash-sale) item needs a cap")
+            problems.append(f"{item.sku}: an isolated (flash-sale) item needs a cap")
         if item.tier is Tier.TRAFFIC and item.cap is None:
-            raise SessionError(f"{item.sku}: a traffic item needs its exact count as cap")
-    created = replace(session, state=SessionState.PLANNED, version=1, moves=())
+            problems.append(f"{item.sku}: a traffic item needs its exact count as cap")
+        warn = policy.warn_percent if item.warn_percent is None else item.warn_percent
+        critical = (
+            policy.critical_percent if item.critical_percent is None else item.critical_percent
+        )
+        if critical >= warn:  # the low alert must come before the critical one
+            problems.append(
+                f"{item.sku}: critical_percent ({critical}) must be below warn_percent ({warn})"
+            )
+    return problems
+
+
+def create(session: LiveSession, at_ms: int, actor: str) -> Outcome:
+    """A new session, planned, at version 1; its plan is checked now, not at start
+    (``SessionError`` naming every problem of ``plan_problems``)."""
+    problems = plan_problems(session)
+    if problems:
+        raise SessionError("; ".join(problems))
+    created = replace(
+        session, state=SessionState.PLANNED, pinned=None, skipped=(), moves=(), version=0
+    )
     return Outcome(_logged(created, Move(at_ms, actor, "create")))
 
 
@@ -262,6 +288,8 @@ def transfer_from_warehouse(
     a restock naming the returned batch id closes the transfer when they arrive."""
     _require_open(session)
     session.item(sku)
+    if source == warehouse:
+        raise SessionError("a transfer needs two different warehouses")
     detail = f"{quantity} from {source} to {warehouse}, due {eta_ms}"
     moved = _logged(session, Move(at_ms, actor, "transfer", sku, detail))
     transfer_id = _id(moved, "transfer", sku)
@@ -297,6 +325,9 @@ def transfer_between_rooms(
     _require_selling(session, sku)
     if source == target:
         raise SessionError("a transfer needs two different rooms")
+    unknown = sorted({source, target} - set(session.channels))
+    if unknown:
+        raise SessionError(f"not rooms of this session: {', '.join(unknown)}")
     moved = _logged(
         session, Move(at_ms, actor, "transfer", sku, f"{units} from {source} to {target}")
     )
@@ -325,7 +356,7 @@ def set_listing(
     """Delist (quota to 0, no grants) or relist a SKU in some or all of the rooms."""
     _require_live(session)
     session.item(sku)
-    rooms = tuple(channels) or session.channels
+    rooms = tuple(dict.fromkeys(channels)) or session.channels  # each room once
     unknown = sorted(set(rooms) - set(session.channels))
     if unknown:
         raise SessionError(f"not rooms of this session: {', '.join(unknown)}")

@@ -47,7 +47,7 @@ class SkuSession:
 
     def refuses(self, event: OrderLinePlaced, units: int, bought: int) -> RejectReason | None:
         """Why the line may not take ``units``; ``bought`` is what its buyer holds already."""
-        region = normalise_region(event.region) if event.region else None
+        region = normalise_region(event.region or "") or None  # blank: no region named
         if region is not None and region in self.regions_deny:
             return RejectReason.REGION_BLOCKED
         if self.regions_allow and region is None:

@@ -9,6 +9,12 @@ the room's SKU count and still ends on the newest value once it catches up. A
 subscriber starts from a snapshot of the room, taken together with its registration, so
 no change falls between the two; a reconnecting client simply starts over from one.
 
+Beside the count, a message carries the SKU's pace for the host (``LivePace``): units
+per minute, seconds to sell-out and the next restock's arrival, each null until known.
+``update_pace`` sends them without a count change, and only when they change as shown
+(two significant digits), so a hot SKU whose pace moves a little with every sale does
+not flood the room's screens.
+
 The hub lives on the event loop and is not thread-safe. Call ``close`` when the server
 shuts down: every stream ends, and aiohttp's graceful shutdown does not wait on them.
 Without ``handler_cancellation`` aiohttp does not tell a handler that its SSE client
@@ -20,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -44,14 +51,45 @@ _SSE_HEADERS: Final = {
 
 
 @dataclass(frozen=True, slots=True)
+class LivePace:
+    """How fast a SKU sells and when it runs out or comes back, as screens show it;
+    None where not known. Build it with ``shown`` so equal displays compare equal."""
+
+    velocity_per_min: float | None = None
+    eta_s: int | None = None
+    """Seconds to sell-out from when it was sent."""
+    restock_eta_ms: int | None = None
+    """When the next announced batch arrives, Unix epoch milliseconds."""
+
+    @classmethod
+    def shown(
+        cls, velocity_per_min: float | None, eta_s: float | None, restock_eta_ms: int | None
+    ) -> LivePace:
+        """Rounded to two significant digits, to 0.1 unit/min and whole seconds at the
+        finest: enough for a viewer, and a pace moving 1% per sale changes nothing.
+        An infinite ETA (nothing selling) shows as None."""
+        velocity = None if velocity_per_min is None else _two_digits(velocity_per_min, -1)
+        eta = None if eta_s is None or not math.isfinite(eta_s) else int(_two_digits(eta_s, 0))
+        return cls(velocity, eta, restock_eta_ms)
+
+
+def _two_digits(value: float, finest_exponent: int) -> float:
+    if value <= 0:
+        return 0.0
+    return round(value, -max(finest_exponent, math.floor(math.log10(value)) - 1))
+
+
+@dataclass(frozen=True, slots=True)
 class LiveStock:
-    """What a room may sell of a SKU; ``version`` grows with every change of the SKU."""
+    """What a room may sell of a SKU; ``version`` grows with every change of the SKU's
+    quotas (a pace-only change keeps it, and ``event_time_ms`` is the count's)."""
 
     channel: str
     sku: str
     quantity: int
     version: int
     event_time_ms: int
+    pace: LivePace = LivePace()
 
     def view(self) -> dict[str, Any]:
         return {
@@ -60,6 +98,9 @@ class LiveStock:
             "quantity": self.quantity,
             "version": self.version,
             "event_time_ms": self.event_time_ms,
+            "velocity_per_min": self.pace.velocity_per_min,
+            "eta_s": self.pace.eta_s,
+            "restock_eta_ms": self.pace.restock_eta_ms,
         }
 
 
@@ -153,6 +194,8 @@ class LiveHub:
 
     def __init__(self, seed: Seed | None = None) -> None:
         self._rooms: dict[str, dict[str, LiveStock]] = {}
+        # Apart from the counts: a pace may come before the SKU's first count.
+        self._paces: dict[str, dict[str, LivePace]] = {}
         self._subscribers: dict[str, set[Subscription]] = {}
         self._closed = False
         self._seed = seed
@@ -165,15 +208,41 @@ class LiveHub:
         than the one held: redeliveries and reordered changes never move a count back."""
         if self._closed:
             return False
-        room = self._rooms.setdefault(channel, {})
-        held = room.get(sku)
+        held = self._rooms.get(channel, {}).get(sku)
         if held is not None and version <= held.version:
             return False
-        stock = LiveStock(channel, sku, quantity, version, event_time_ms)
-        room[sku] = stock
-        for subscription in self._subscribers.get(channel, ()):
-            subscription.offer(stock)
+        pace = self._paces.get(channel, {}).get(sku, LivePace())
+        self._publish(LiveStock(channel, sku, quantity, version, event_time_ms, pace))
         return True
+
+    def update_pace(
+        self,
+        channel: str,
+        sku: str,
+        *,
+        velocity_per_min: float | None,
+        eta_s: float | None,
+        restock_eta_ms: int | None = None,
+    ) -> bool:
+        """Record the SKU's pace in the room, as ``LivePace.shown`` rounds it, and fan it
+        out with the count held; False (nothing sent) when it shows the same as before.
+        Before the room's first count of the SKU it is kept, and rides with that count."""
+        if self._closed:
+            return False
+        pace = LivePace.shown(velocity_per_min, eta_s, restock_eta_ms)
+        paces = self._paces.setdefault(channel, {})
+        if paces.get(sku, LivePace()) == pace:
+            return False
+        paces[sku] = pace
+        held = self._rooms.get(channel, {}).get(sku)
+        if held is not None:
+            self._publish(replace(held, pace=pace))
+        return True
+
+    def _publish(self, stock: LiveStock) -> None:
+        self._rooms.setdefault(stock.channel, {})[stock.sku] = stock
+        for subscription in self._subscribers.get(stock.channel, ()):
+            subscription.offer(stock)
 
     def snapshot(self, channel: str) -> tuple[LiveStock, ...]:
         """Every SKU of the room, by SKU."""

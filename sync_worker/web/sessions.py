@@ -10,6 +10,9 @@ functions of ``domain.live_session``, run by the session store. Every command na
     POST /sessions/{id}/start | /end | /unpin
     POST /sessions/{id}/pin           {"sku", "duration_s"?, "expected_units_per_s"?}
     POST /sessions/{id}/moves         {"action": restock | transfer | delist | relist | skip, ...}
+
+400: an invalid body or plan, every problem listed; 404: no such session; 409: the
+command does not fit the session (or lost a race to another); 503: Kafka unreachable.
 """
 
 from __future__ import annotations
@@ -131,9 +134,6 @@ def session_routes(
 
     async def create(request: web.Request) -> web.Response:
         body = await _body(request, CreateBody)
-        unknown = sorted(set(body.channels) - set(channels))
-        if unknown:
-            return _error(400, f"not configured channels: {', '.join(unknown)}")
         planned = LiveSession(
             session_id=body.session_id,
             title=body.title,
@@ -142,6 +142,13 @@ def session_routes(
             starts_at_ms=_ms(body.starts_at) or 0,
             ends_at_ms=_ms(body.ends_at) or 0,
         )
+        # A plan that cannot be a session is a bad request (every problem listed), not a
+        # conflict with the stored state.
+        unknown = sorted(set(body.channels) - set(channels))
+        problems = [f"not configured channels: {', '.join(unknown)}"] if unknown else []
+        problems += live_session.plan_problems(planned)
+        if problems:
+            return _json({"error": "invalid plan", "problems": problems}, status=400)
 
         def command(current: LiveSession | None) -> Outcome:
             if current is not None:
@@ -243,6 +250,11 @@ def _move(session: LiveSession, body: MoveBody, now_ms: int) -> Outcome:
     return live_session.skip(session, body.sku, now_ms, body.actor)
 
 
+class _UnknownSession(Exception):
+    """No session has the id the request names. Its own type, so that a ``KeyError`` from
+    a bug inside a command is never mistaken for a 404."""
+
+
 async def _run_existing(
     store: Store,
     request: web.Request,
@@ -253,7 +265,7 @@ async def _run_existing(
 
     def on_stored(current: LiveSession | None) -> Outcome:
         if current is None:
-            raise LookupError(session_id)
+            raise _UnknownSession(session_id)
         return command(current)
 
     return await _run(store, session_id, on_stored, board)
@@ -269,7 +281,7 @@ async def _run(
 ) -> web.Response:
     try:
         outcome = await store.run(session_id, command)
-    except LookupError:
+    except _UnknownSession:
         return _error(404, f"no session {session_id!r}")
     except SessionError as refused:  # including a race lost to another command
         return _error(409, str(refused))
@@ -291,8 +303,8 @@ async def _body(request: web.Request, model: type[_B]) -> _B:
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
         ]
-        raise web.HTTPBadRequest(
-            body=orjson.dumps({"error": "invalid request", "problems": problems}),
+        raise web.HTTPBadRequest(  # text=, not body=: aiohttp deprecates body on exceptions
+            text=orjson.dumps({"error": "invalid request", "problems": problems}).decode(),
             content_type="application/json",
         ) from None
 

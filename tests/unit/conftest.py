@@ -1,19 +1,24 @@
 """Factories for the domain's events and positions, shared by the unit tests of the ledger,
-the replay guard, the stored state and the codecs."""
+the replay guard, the stored state and the codecs; ``Books`` feeds ``decide()`` the way the
+ledger agent does."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from sync_worker.domain.decide import Decided, Policies, decide
 from sync_worker.domain.events import (
     ChannelObserved,
     ChannelPinned,
+    ChannelUnpinned,
     InspectionResult,
     IsolationEnded,
+    ListingChanged,
     OrderLineCancelled,
     OrderLinePaid,
     OrderLinePlaced,
@@ -21,8 +26,11 @@ from sync_worker.domain.events import (
     OrderLineReturnInspected,
     OrderLineReturnReceived,
     OrderLineShipped,
+    QuotaMoved,
     ReclaimSettled,
     SafetyReserveChanged,
+    SessionSkuClosed,
+    SessionSkuOpened,
     SkuEvent,
     StockAdjusted,
     StockCounted,
@@ -32,8 +40,13 @@ from sync_worker.domain.events import (
     StockTransferredIn,
     StockTransferredOut,
     StockUnavailableChanged,
+    Tier,
 )
+from sync_worker.domain.ledger import buyer_slot
 from sync_worker.domain.position import IncomingBatch, SafetyReserve, SkuPosition, WarehouseStock
+from sync_worker.domain.records import BuyerRecord, LineRecord, Record
+from sync_worker.domain.sessions import SkuSession, buyer_identity
+from sync_worker.streaming.state import record_key
 
 
 class EventFactory:
@@ -90,12 +103,13 @@ class EventFactory:
         quantity: int = 1,
         region: str | None = None,
         order_line_count: int = 1,
+        buyer_id: str = "buyer-1",
         **line: Any,
     ) -> OrderLinePlaced:
         return OrderLinePlaced(
             **self._line(**line),
             quantity=quantity,
-            buyer_id="buyer-1",
+            buyer_id=buyer_id,
             region=region,
             order_line_count=order_line_count,
         )
@@ -220,8 +234,84 @@ class EventFactory:
             **self._allocation(**{"actor": "publisher", **where}), displayed=displayed
         )
 
+    def unpinned(self, **where: Any) -> ChannelUnpinned:
+        return ChannelUnpinned(**self._allocation(**where))
+
+    def listing_changed(
+        self, *, listed: bool = False, reason: str = "quality_issue", **where: Any
+    ) -> ListingChanged:
+        return ListingChanged(**self._allocation(**where), listed=listed, reason=reason)
+
+    def quota_moved(
+        self,
+        units: int,
+        *,
+        from_channel: str = "tiktok-room-1",
+        to_channel: str = "douyin-room-1",
+        sku: str = "lipstick",
+        actor: str = "live-ops",
+        event_id: str | None = None,
+    ) -> QuotaMoved:
+        return QuotaMoved(
+            **self._common(event_id, sku),
+            actor=actor,
+            from_channel=from_channel,
+            to_channel=to_channel,
+            units=units,
+        )
+
+    # --- live sessions ----------------------------------------------------------------
+
+    def session_opened(
+        self,
+        *,
+        session_id: str = "s-1",
+        channels: tuple[str, ...] = ("tiktok-room-1",),
+        tier: Tier = Tier.BEST_SELLER,
+        cap: int | None = None,
+        buyer_limit: int | None = None,
+        regions_allow: tuple[str, ...] = (),
+        regions_deny: tuple[str, ...] = (),
+        isolate: bool = False,
+        warn_percent: int = 20,
+        critical_percent: int = 10,
+        rearm_points: int = 5,
+        sku: str = "lipstick",
+        actor: str = "live-ops",
+        event_id: str | None = None,
+    ) -> SessionSkuOpened:
+        """Session ``s-1`` opens the SKU in ``tiktok-room-1``, with no rules unless given."""
+        return SessionSkuOpened(
+            **self._common(event_id, sku),
+            actor=actor,
+            session_id=session_id,
+            channels=channels,
+            tier=tier,
+            cap=cap,
+            buyer_limit=buyer_limit,
+            regions_allow=regions_allow,
+            regions_deny=regions_deny,
+            isolate=isolate,
+            warn_percent=warn_percent,
+            critical_percent=critical_percent,
+            rearm_points=rearm_points,
+        )
+
+    def session_closed(
+        self,
+        *,
+        session_id: str = "s-1",
+        reason: str = "ended",
+        sku: str = "lipstick",
+        actor: str = "live-ops",
+        event_id: str | None = None,
+    ) -> SessionSkuClosed:
+        return SessionSkuClosed(
+            **self._common(event_id, sku), actor=actor, session_id=session_id, reason=reason
+        )
+
     def every_input_type(self) -> list[SkuEvent]:
-        """One event of each of the 20 input types, all fields non-default where possible."""
+        """One event of each of the 25 input types, all fields non-default where possible."""
         return [
             self.placed(quantity=3, region="CN-31", order_line_count=2),
             self.paid(),
@@ -243,6 +333,24 @@ class EventFactory:
             self.isolation_ended(channel="douyin-room-1"),
             self.settled(version=4, requested=6, applied=5),
             self.observed(9),
+            self.unpinned(channel="douyin-room-1", actor="host"),
+            self.listing_changed(listed=True, reason="host_request", channel="douyin-room-1"),
+            self.quota_moved(4, from_channel="douyin-room-1", to_channel="tiktok-room-1"),
+            self.session_opened(
+                session_id="s-9",
+                channels=("tiktok-room-1", "douyin-room-1"),
+                tier=Tier.TRAFFIC,
+                cap=50,
+                buyer_limit=2,
+                regions_allow=("CN-31", "CN-44"),
+                regions_deny=("CN-65",),
+                isolate=True,
+                warn_percent=30,
+                critical_percent=15,
+                rearm_points=8,
+                actor="host",
+            ),
+            self.session_closed(session_id="s-9", reason="skipped", actor="host"),
         ]
 
 
@@ -287,3 +395,53 @@ def stocked() -> MakePosition:
     """A counted SKU (``known``), by default 10 on hand in ``main``, nothing committed, no
     reserve, version 1."""
     return make_position
+
+
+@dataclass
+class Books:
+    """One SKU's stored state, fed one event at a time like the ledger agent: the line's
+    (or movement's) record, the buyer holding named by ``buyer_slot``, then the position.
+    ``seq`` grows by one per event fed, like the input offset."""
+
+    policies: Policies = field(default_factory=Policies)
+    position: SkuPosition = field(default_factory=lambda: SkuPosition("lipstick"))
+    records: dict[bytes, Record] = field(default_factory=dict)
+    buyers: dict[tuple[str, str], BuyerRecord] = field(default_factory=dict)
+    seq: int = 0
+
+    def feed(self, event: SkuEvent) -> Decided:
+        self.seq += 1
+        key = record_key(event)
+        record = self.records.get(key)
+        slot = buyer_slot(self.position, record, event)
+        buyer = self.buyers.get(slot) if slot is not None else None
+        decided = decide(self.seq, self.position, record, event, self.policies, buyer)
+        step = decided.step
+        if step.record is not None:
+            self.records[key] = step.record
+        if step.buyer is not None:
+            assert slot is not None, "a step changed a holding nobody loaded"
+            self.buyers[slot] = step.buyer
+        self.position = step.position
+        return decided
+
+    def holding(self, buyer_id: str, *, platform: str = "tiktok", session_id: str = "s-1") -> int:
+        slot = (session_id, buyer_identity(platform, buyer_id))
+        return self.buyers.get(slot, BuyerRecord()).units
+
+    def session(self, session_id: str = "s-1") -> SkuSession:
+        session = self.position.session(session_id)
+        assert session is not None, f"session {session_id} is not open"
+        return session
+
+    def line(self, event: SkuEvent) -> LineRecord:
+        record = self.records[record_key(event)]
+        assert isinstance(record, LineRecord)
+        return record
+
+    def quota(self, channel: str) -> int:
+        held = self.position.allocation.channel(channel)
+        return 0 if held is None else held.quota
+
+    def quotas(self) -> dict[str, int]:
+        return {quota.channel: quota.quota for quota in self.position.allocation.channels}

@@ -25,7 +25,9 @@ from sync_worker.domain.events import (
     MAX_STOCK,
     ORDER_LINE_EVENTS,
     SCHEMA_VERSION,
+    SESSION_EVENTS,
     STOCK_EVENTS,
+    AlertLevel,
     InspectionResult,
     OrderLineDecided,
     OrderLineReturnInspected,
@@ -34,16 +36,19 @@ from sync_worker.domain.events import (
     SkuEvent,
     type_name,
 )
-from sync_worker.domain.ledger import apply
+from sync_worker.domain.ledger import apply, buyer_slot
 from sync_worker.domain.position import SkuPosition
-from sync_worker.domain.records import Record
+from sync_worker.domain.records import BuyerRecord, Record
 from sync_worker.streaming import codecs, schemas, state
 from sync_worker.streaming.dead_letters import DeadLetter
 
 if TYPE_CHECKING:
     from tests.unit.conftest import EventFactory
 
-INPUT_TYPES = [type_name(cls) for cls in (*ORDER_LINE_EVENTS, *STOCK_EVENTS, *ALLOCATION_EVENTS)]
+INPUT_TYPES = [
+    type_name(cls)
+    for cls in (*ORDER_LINE_EVENTS, *STOCK_EVENTS, *ALLOCATION_EVENTS, *SESSION_EVENTS)
+]
 OUTPUT_CLASSES = {schemas.schema_name(cls): cls for cls in schemas.OUTPUTS}
 INPUT_CLASSES = {schemas.schema_name(cls): cls for cls in schemas.INPUTS}
 ALL_CLASSES = {**INPUT_CLASSES, **OUTPUT_CLASSES}
@@ -71,10 +76,11 @@ def defaults_of(cls: type[Any]) -> set[str]:
 # --- the published schemas ------------------------------------------------------------
 
 
-def test_there_are_twenty_input_types_and_six_outputs() -> None:
-    assert len(INPUT_TYPES) == len(set(INPUT_TYPES)) == 20
+def test_there_are_twenty_five_input_types_and_seven_outputs() -> None:
+    assert len(INPUT_TYPES) == len(set(INPUT_TYPES)) == 25
     assert set(codecs.SKU_EVENT_TYPES) == set(INPUT_TYPES)
     assert sorted(OUTPUT_CLASSES) == [
+        "alert.raised.v1",
         "dead_letter.v1",
         "order_line.cancellation_requested.v1",
         "order_line.decided.v1",
@@ -89,7 +95,7 @@ def test_the_committed_schema_files_are_exactly_what_the_dataclasses_generate() 
     committed = {path.name: path.read_bytes() for path in schemas.SCHEMA_DIR.glob("*.json")}
 
     assert committed == schemas.generate()
-    assert len(committed) == len(ALL_CLASSES) == 26
+    assert len(committed) == len(ALL_CLASSES) == 32
 
 
 @pytest.mark.parametrize("name", sorted(ALL_CLASSES))
@@ -304,11 +310,17 @@ def value_strategy(hint: Any, metadata: Any) -> st.SearchStrategy[Any]:
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         return st.sampled_from(typing.get_args(hint))
+    if origin is tuple:  # tuple[X, ...]: an array, constrained by its items
+        item = value_strategy(typing.get_args(hint)[0], metadata.get("items", {}))
+        size = metadata.get("minItems", 0)
+        return st.lists(item, min_size=size, max_size=size + 3).map(tuple)
     if origin is not None:  # X | None
         (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return st.none() | value_strategy(inner, metadata)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return st.sampled_from(hint)
+    if hint is bool:
+        return st.booleans()
     if hint is int:
         return st.integers(metadata.get("minimum", -(2**53)), metadata.get("maximum", 2**53))
     alphabet = st.characters(codec="utf-8")
@@ -343,7 +355,8 @@ def test_any_event_the_schemas_allow_round_trips(
 
 def outputs_of(decided: Decided) -> Iterator[tuple[str, bytes]]:
     step = decided.step
-    for value in (step.decision, step.level, step.audit, step.cancellation, *decided.quota_changes):
+    outputs = (step.decision, step.level, step.audit, step.cancellation)
+    for value in (*outputs, *decided.quota_changes, *decided.alerts):
         if value is not None:
             yield schemas.schema_name(type(value)), codecs.encode(value)
 
@@ -365,33 +378,58 @@ def a_busy_session(events: EventFactory) -> list[SkuEvent]:
         events.placed(quantity=1, line_id="l-4"),
         events.refunded(line_id="l-4"),
         events.shipped(quantity=6, line_id="l-5"),  # ahead of its placement: on hand < 0
+        *a_session_with_every_rule(events),
         *events.every_input_type()[7:],
+    ]
+
+
+def a_session_with_every_rule(events: EventFactory) -> list[SkuEvent]:
+    """Every rejection a live session's rules give, and its three alerts at once."""
+    return [
+        events.received(20),
+        events.session_opened(
+            cap=3, buyer_limit=2, regions_allow=("CN-44",), regions_deny=("CN-65",)
+        ),
+        events.placed(quantity=1, line_id="l-6", region="CN-65"),  # region blocked
+        events.placed(quantity=1, line_id="l-7"),  # region unknown
+        events.placed(quantity=2, line_id="l-8", region="CN-44"),  # accepted: the buyer's limit
+        events.placed(quantity=1, line_id="l-9", region="CN-44"),  # buyer limit reached
+        events.placed(quantity=2, line_id="l-10", region="CN-44", buyer_id="b-2"),  # over cap
+        events.placed(quantity=1, line_id="l-11", region="CN-44", buyer_id="b-2"),  # sold out
+        events.session_closed(),
     ]
 
 
 def test_every_output_of_a_busy_session_validates(events: EventFactory) -> None:
     position = SkuPosition("lipstick")
     records: dict[bytes, Record] = {}
+    buyers: dict[tuple[str, str], BuyerRecord] = {}
     written: list[tuple[str, bytes]] = []
     policies = Policies(allocation=AllocationPolicy(channels=(ChannelRule("tiktok-room-1"),)))
     for seq, event in enumerate(a_busy_session(events)):
         key = state.record_key(event)
-        decided = decide(seq, position, records.get(key), event, policies)
+        slot = buyer_slot(position, records.get(key), event)  # as the ledger agent does
+        buyer = buyers.get(slot) if slot is not None else None
+        decided = decide(seq, position, records.get(key), event, policies, buyer)
         position = decided.step.position
         if decided.step.record is not None:
             records[key] = decided.step.record
+        if slot is not None and decided.step.buyer is not None:
+            buyers[slot] = decided.step.buyer
         written += outputs_of(decided)
 
     for name, body in written:
         validate(name, body)
-    decided = [orjson.loads(body) for name, body in written if name == "order_line.decided.v1"]
-    assert {answer["reason"] for answer in decided} == {*RejectReason, None} - {
+    answers = [orjson.loads(body) for name, body in written if name == "order_line.decided.v1"]
+    assert {answer["reason"] for answer in answers} == {*RejectReason, None} - {
         RejectReason.ORDER_INCOMPLETE  # given by the order aggregation, below
     }
-    assert {answer["outcome"] for answer in decided} == set(Outcome)
+    assert {answer["outcome"] for answer in answers} == set(Outcome)
     assert {name for name, _ in written} == set(OUTPUT_CLASSES) - {"dead_letter.v1"}
     levels = [orjson.loads(body) for name, body in written if name == "stock.level_changed.v1"]
     assert min(level["on_hand"] for level in levels) < 0  # published as it is
+    alerts = [orjson.loads(body) for name, body in written if name == "alert.raised.v1"]
+    assert [alert["level"] for alert in alerts if alert["session_id"] == "s-1"] == list(AlertLevel)
 
 
 def test_the_order_aggregations_releases_and_requests_validate_and_decode(
@@ -511,4 +549,5 @@ def test_the_domain_events_module_lists_every_input_class_once() -> None:
         set(domain_events.ORDER_LINE_EVENTS)
         | set(domain_events.STOCK_EVENTS)
         | set(domain_events.ALLOCATION_EVENTS)
+        | set(domain_events.SESSION_EVENTS)
     )

@@ -248,7 +248,9 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         "audit": topics.audit,
         "order_decisions": topics.order_decisions,
         "notifications": topics.notifications,
-    }
+        "alerts": topics.alerts,
+        "sessions": topics.sessions,
+    }  # names only: alerts and sessions are read and written with plain aiokafka clients
     assert seen["agents"] == {
         names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
@@ -270,13 +272,16 @@ def test_the_persistent_names_never_change() -> None:
         "order-decisions.v1",
         "notifications.v1",
     )
+    assert (names.ALERTS, names.SESSIONS) == ("alerts.v1", "sessions.v1")
     assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
     assert (
         names.LEDGER_AGENT,
         names.ORDERS_AGENT,
         names.PUBLISHER_AGENT,
         names.INBOUND_GROUP,
-    ) == ("ledger", "orders", "publisher", "inbound")
+        names.ALERTS_GROUP,
+        names.PAYMENTS_GROUP,
+    ) == ("ledger", "orders", "publisher", "inbound", "alerts", "payments")
     assert names.TopicNames.for_prefix("shop-a").sku_events == "shop-a.sku-events.v1"
 
 
@@ -284,7 +289,7 @@ def test_every_topic_of_a_deployment_is_created_before_subscribing() -> None:
     topics = names.TopicNames.for_prefix("shop-a")
 
     assert topics.all() == tuple(dataclasses.asdict(topics).values())
-    assert len(set(topics.all())) == 8
+    assert len(set(topics.all())) == 10
     assert all(name.startswith("shop-a.") and name.endswith(".v1") for name in topics.all())
 
 

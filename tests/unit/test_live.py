@@ -4,6 +4,7 @@ local server, up to a thousand of them on one room."""
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,12 +17,15 @@ from aiohttp import web
 
 from sync_worker.domain.allocation import Allocation, ChannelQuota
 from sync_worker.domain.position import SkuPosition
+from sync_worker.domain.velocity import SkuVelocity
 from sync_worker.metrics import Metrics
 from sync_worker.streaming.app import live_seed
-from sync_worker.web.live import HubClosed, LiveHub, LiveStock, live_routes
+from sync_worker.web.live import HubClosed, LiveHub, LivePace, LiveStock, live_routes
 
 ROOM = "room-1"
 T0 = 1_700_000_000_000
+NO_PACE = {"velocity_per_min": None, "eta_s": None, "restock_eta_ms": None}
+"""What a message carries for a SKU whose pace nobody sent yet: every field, as null."""
 
 # --- the hub ----------------------------------------------------------------------------
 
@@ -144,6 +148,126 @@ def test_an_ended_subscription_leaves_the_hub() -> None:
     assert hub.subscriber_count(ROOM) == 0
 
 
+# --- the pace ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("velocity", "eta", "shown"),
+    [
+        (0.04, 42.4, LivePace(0.0, 42)),
+        (5.67, 187.4, LivePace(5.7, 190)),
+        (56.7, 1234.0, LivePace(57.0, 1200)),
+        (567.0, 0.4, LivePace(570.0, 0)),
+        (-1.0, math.inf, LivePace(0.0, None)),
+        (None, None, LivePace()),
+    ],
+)
+def test_a_pace_is_shown_to_two_significant_digits(
+    velocity: float | None, eta: float | None, shown: LivePace
+) -> None:
+    assert LivePace.shown(velocity, eta, None) == shown
+
+
+def test_a_pace_change_goes_out_with_the_count_held_and_its_version() -> None:
+    hub = LiveHub()
+    hub.update(ROOM, "lipstick", 5, 7, T0)
+    subscription = hub.subscribe(ROOM)
+
+    sent = hub.update_pace(
+        ROOM, "lipstick", velocity_per_min=12.34, eta_s=187.4, restock_eta_ms=T0 + 1_200_000
+    )
+
+    pace = LivePace(12.0, 190, T0 + 1_200_000)
+    assert sent
+    assert subscription.pending == 1
+    assert hub.snapshot(ROOM) == (LiveStock(ROOM, "lipstick", 5, 7, T0, pace),)
+
+
+async def test_a_pace_that_shows_the_same_sends_nothing() -> None:
+    hub = LiveHub()
+    hub.update(ROOM, "lipstick", 5, 7, T0)
+    hub.update_pace(ROOM, "lipstick", velocity_per_min=12.34, eta_s=187.4)
+    subscription = hub.subscribe(ROOM)
+
+    unchanged = hub.update_pace(ROOM, "lipstick", velocity_per_min=12.4, eta_s=186.0)
+    other_room = hub.update_pace("room-2", "lipstick", velocity_per_min=12.4, eta_s=186.0)
+    faster = hub.update_pace(ROOM, "lipstick", velocity_per_min=12.6, eta_s=186.0)
+
+    assert (unchanged, other_room, faster) == (False, True, True)
+    assert await subscription.changes() == [
+        LiveStock(ROOM, "lipstick", 5, 7, T0, LivePace(13.0, 190))
+    ]
+
+
+def test_a_count_change_keeps_the_pace() -> None:
+    hub = LiveHub()
+    hub.update(ROOM, "lipstick", 5, 7, T0)
+    hub.update_pace(ROOM, "lipstick", velocity_per_min=30.0, eta_s=10.0)
+
+    hub.update(ROOM, "lipstick", 4, 8, T0 + 1)
+
+    assert hub.snapshot(ROOM) == (LiveStock(ROOM, "lipstick", 4, 8, T0 + 1, LivePace(30.0, 10)),)
+
+
+def test_a_pace_before_the_first_count_rides_with_it() -> None:
+    def books(channel: str) -> list[LiveStock]:
+        return [LiveStock(channel, "mascara", 2, 9, T0)]
+
+    hub = LiveHub(seed=books)
+    hub.update_pace(ROOM, "lipstick", velocity_per_min=30.0, eta_s=None)
+    hub.update_pace(ROOM, "mascara", velocity_per_min=3.0, eta_s=40.0)
+    assert hub.snapshot(ROOM) == ()
+
+    hub.update(ROOM, "lipstick", 5, 1, T0)
+    subscription = hub.subscribe(ROOM)  # seeds the mascara from the books
+
+    assert subscription.snapshot == (
+        LiveStock(ROOM, "lipstick", 5, 1, T0, LivePace(30.0, None)),
+        LiveStock(ROOM, "mascara", 2, 9, T0, LivePace(3.0, 40)),
+    )
+
+
+async def test_a_slow_subscriber_gets_the_newest_count_and_pace_in_one_change() -> None:
+    hub = LiveHub()
+    hub.update(ROOM, "lipstick", 9, 1, T0)
+    slow = hub.subscribe(ROOM)
+
+    hub.update_pace(ROOM, "lipstick", velocity_per_min=10.0, eta_s=54.0)
+    hub.update(ROOM, "lipstick", 8, 2, T0 + 1)
+    hub.update_pace(ROOM, "lipstick", velocity_per_min=11.0, eta_s=44.0)
+
+    assert slow.pending == 1
+    assert await slow.changes() == [LiveStock(ROOM, "lipstick", 8, 2, T0 + 1, LivePace(11.0, 44))]
+
+
+def test_a_closed_hub_takes_no_pace() -> None:
+    hub = LiveHub()
+    hub.update(ROOM, "lipstick", 9, 1, T0)
+    hub.close()
+
+    assert not hub.update_pace(ROOM, "lipstick", velocity_per_min=10.0, eta_s=54.0)
+    assert hub.snapshot(ROOM)[0].pace == LivePace()
+
+
+def test_a_hot_skus_pace_sent_after_every_sale_does_not_flood_the_room() -> None:
+    hub, pace = LiveHub(), SkuVelocity()
+    hub.update(ROOM, "lipstick", 50, 1, T0)
+    remaining, sent_at = 6000, []
+    for sale in range(6000):  # ten sales a second for ten minutes, until sold out
+        at_ms = T0 + sale * 100
+        pace.sold(ROOM, 1, at_ms)
+        remaining -= 1
+        velocity, eta = pace.velocity(at_ms, ROOM).smoothed_per_min, pace.eta_s(remaining, at_ms)
+        if hub.update_pace(ROOM, "lipstick", velocity_per_min=velocity, eta_s=eta):
+            sent_at.append(at_ms)
+
+    steady = [at_ms for at_ms in sent_at if T0 + 120_000 <= at_ms < T0 + 480_000]
+    assert len(sent_at) < 600  # fewer than one a second, though offered ten a second
+    # At a steady pace mostly the ETA's 10 s steps (~one in 10 s): at most one in 5 s.
+    assert len(steady) <= 360 / 5
+    assert hub.snapshot(ROOM)[0].pace == LivePace(600.0, 0)
+
+
 # --- over HTTP --------------------------------------------------------------------------
 
 
@@ -241,8 +365,16 @@ async def test_sse_sends_the_snapshot_then_each_change(make_live: MakeLive) -> N
                 "quantity": 5,
                 "version": 7,
                 "event_time_ms": T0 + 1,
+                **NO_PACE,
             },
-            {"channel": ROOM, "sku": "mascara", "quantity": 3, "version": 4, "event_time_ms": T0},
+            {
+                "channel": ROOM,
+                "sku": "mascara",
+                "quantity": 3,
+                "version": 4,
+                "event_time_ms": T0,
+                **NO_PACE,
+            },
         ],
     }
     assert (change["event"], change["id"]) == ("stock", "8")
@@ -252,6 +384,7 @@ async def test_sse_sends_the_snapshot_then_each_change(make_live: MakeLive) -> N
         "quantity": 4,
         "version": 8,
         "event_time_ms": T0 + 2,
+        **NO_PACE,
     }
 
 
@@ -264,7 +397,14 @@ async def test_a_websocket_on_the_same_path_sends_typed_messages(make_live: Make
         live.hub.update(ROOM, "lipstick", 4, 8, T0 + 1)
         change = await ws.receive_json()
 
-    stock = {"channel": ROOM, "sku": "lipstick", "quantity": 5, "version": 7, "event_time_ms": T0}
+    stock = {
+        "channel": ROOM,
+        "sku": "lipstick",
+        "quantity": 5,
+        "version": 7,
+        "event_time_ms": T0,
+        **NO_PACE,
+    }
     assert snapshot == {"type": "snapshot", "channel": ROOM, "skus": [stock]}
     assert change == {
         "type": "stock",
@@ -273,6 +413,33 @@ async def test_a_websocket_on_the_same_path_sends_typed_messages(make_live: Make
         "version": 8,
         "event_time_ms": T0 + 1,
     }
+
+
+async def test_the_pace_rides_in_the_snapshot_and_in_its_own_changes(
+    make_live: MakeLive,
+) -> None:
+    live = await make_live()
+    live.hub.update(ROOM, "lipstick", 5, 7, T0)
+    live.hub.update_pace(ROOM, "lipstick", velocity_per_min=12.0, eta_s=None)
+    stock = {"channel": ROOM, "sku": "lipstick", "quantity": 5, "version": 7, "event_time_ms": T0}
+
+    async with live.session.get(f"{live.url}/{ROOM}") as response:
+        events = sse_events(response)
+        snapshot = orjson.loads((await anext(events))["data"])
+        live.hub.update_pace(
+            ROOM, "lipstick", velocity_per_min=40.0, eta_s=25.2, restock_eta_ms=T0 + 600_000
+        )
+        change = await anext(events)
+    async with live.session.ws_connect(f"{live.url}/{ROOM}") as ws:
+        ws_snapshot = await ws.receive_json()
+
+    assert snapshot["skus"] == [
+        {**stock, "velocity_per_min": 12.0, "eta_s": None, "restock_eta_ms": None}
+    ]
+    paced = {**stock, "velocity_per_min": 40.0, "eta_s": 25, "restock_eta_ms": T0 + 600_000}
+    assert (change["event"], change["id"]) == ("stock", "7")
+    assert orjson.loads(change["data"]) == paced
+    assert ws_snapshot["skus"] == [paced]
 
 
 async def test_a_reconnect_starts_from_the_current_state(make_live: MakeLive) -> None:
