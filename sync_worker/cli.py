@@ -13,6 +13,7 @@ import click
 import orjson
 
 from sync_worker import devkafka
+from sync_worker.cli_checklist import checklist
 from sync_worker.cli_session import session
 from sync_worker.cli_simulate import simulate
 from sync_worker.cli_stock import stock
@@ -47,6 +48,7 @@ def main(ctx: click.Context) -> None:
 main.add_command(stock)
 main.add_command(simulate)
 main.add_command(session)
+main.add_command(checklist)
 
 
 @main.command()

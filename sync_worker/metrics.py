@@ -156,7 +156,8 @@ class Metrics:
             ),
             unpaid_released=Counter(
                 "stockcast_unpaid_released_total",
-                "Unpaid order lines whose payment window lapsed, by platform.",
+                "Order lines whose payment window lapsed, by platform: the payment clock sent "
+                "their unpaid_timeout cancellation (the ledger ignores it for paid lines).",
                 ["platform"],
                 registry=registry,
             ),

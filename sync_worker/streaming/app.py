@@ -34,12 +34,17 @@ from sync_worker.domain.events import ChannelObserved, ReclaimSettled
 from sync_worker.domain.live_session import LiveSession
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
+from sync_worker.notify import Notifier
 from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
+from sync_worker.streaming.alert_service import AlertService
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import InboundService, accept_into
+from sync_worker.streaming.pace import SessionPace
+from sync_worker.streaming.payment_service import PaymentService
 from sync_worker.streaming.session_service import SessionStore
 from sync_worker.streaming.side_producer import SideProducer
+from sync_worker.web.checklist import checklist_routes
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
 from sync_worker.web.sessions import session_routes
@@ -193,7 +198,7 @@ def live_seed(
 
 
 def session_board(
-    session: LiveSession, position_of: Callable[[str], SkuPosition | None]
+    session: LiveSession, position_of: Callable[[str], SkuPosition | None], pace: SessionPace
 ) -> list[dict[str, Any]]:
     """Each lineup SKU as this worker's ledger table holds it (SKUs of its partitions)."""
     board = []
@@ -214,8 +219,8 @@ def session_board(
             "quotas": {c: q.quota if q else 0 for c, q in quotas.items()},
             "delisted": sorted(c for c, q in quotas.items() if q is not None and q.delisted),
         }
-        if hold is not None:
-            remaining = hold.remaining(position.sellable)
+        remaining = hold.remaining(position.sellable) if hold is not None else None
+        if hold is not None and remaining is not None:
             baseline = hold.baseline
             row |= {
                 "cap": hold.cap,
@@ -225,8 +230,62 @@ def session_board(
                 "percent_left": remaining * 100 // baseline if baseline else None,
                 "alert": alerts.LEVELS[hold.alerts_fired - 1].value if hold.alerts_fired else None,
             }
-        board.append(row)
+        board.append(row | pace.board(session, item.sku, remaining))
     return board
+
+
+def _payment_services(
+    settings: Settings,
+    topics: names.TopicNames,
+    sku_events: Any,
+    dead_letter: Callable[[DeadLetter], Awaitable[Awaitable[Any]]],
+    metrics: Metrics,
+) -> tuple[mode.Service, ...]:
+    """The payment clock, when some platform's payment window is configured."""
+    if not settings.ledger.payment_timeout_s:
+        return ()
+    return (
+        PaymentService(
+            topic=topics.decisions,
+            group_id=f"{settings.worker.app_id}-{names.PAYMENTS_GROUP}",
+            consumer_options=kafka_client_options(settings.kafka),
+            payment_timeout_s=settings.ledger.payment_timeout_s,
+            send_event=_sender(sku_events),
+            dead_letter=dead_letter,
+            metrics=metrics,
+        ),
+    )
+
+
+def _alert_services(
+    settings: Settings,
+    topics: names.TopicNames,
+    dead_letter: Callable[[DeadLetter], Awaitable[Awaitable[Any]]],
+    metrics: Metrics,
+) -> tuple[mode.Service, ...]:
+    """Alert notifications, when targets are configured (the alerts topic is written
+    either way)."""
+    if not settings.alerts.targets:
+        return ()
+    return (
+        AlertService(
+            topic=topics.alerts,
+            group_id=f"{settings.worker.app_id}-{names.ALERTS_GROUP}",
+            consumer_options=kafka_client_options(settings.kafka),
+            notifier=Notifier(settings.alerts, metrics),
+            dead_letter=dead_letter,
+        ),
+    )
+
+
+def _sender(topic: Any) -> Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]:
+    """``send(key, value)`` on a faust topic, returning the delivery to await."""
+
+    async def send(key: bytes, value: bytes) -> Awaitable[Any]:
+        delivery: Awaitable[Any] = await topic.send(key=key, value=value)
+        return delivery
+
+    return send
 
 
 def _inbound_service(
@@ -236,16 +295,12 @@ def _inbound_service(
     sku_events: Any,
     dead_letter: Callable[[DeadLetter], Awaitable[Awaitable[Any]]],
 ) -> InboundService:
-    async def send_event(key: bytes, value: bytes) -> Awaitable[Any]:
-        delivery: Awaitable[Any] = await sku_events.send(key=key, value=value)
-        return delivery
-
     return InboundService(
         topic=topics.notifications,
         group_id=f"{settings.worker.app_id}-{names.INBOUND_GROUP}",
         consumer_options=kafka_client_options(settings.kafka),
         receivers=receivers,
-        send_event=send_event,
+        send_event=_sender(sku_events),
         dead_letter=dead_letter,
         concurrency=settings.worker.hydrate_concurrency,
     )
@@ -357,7 +412,20 @@ def create_app(
         )
 
     side = SideProducer(kafka_client_options(settings.kafka))
+    sessions = SessionStore(
+        topic=topics.sessions,
+        sku_events=topics.sku_events,
+        client_options=kafka_client_options(settings.kafka),
+    )
+    listed = {channel.name: tuple(channel.listings) for channel in settings.channels}
     table = app.Table(names.LEDGER_TABLE, key_type=bytes, value_type=bytes)
+
+    def position_of(sku: str) -> SkuPosition | None:
+        stored = table.get(state.position_key(sku))
+        return state.decode_position(stored) if stored else None
+
+    live = LiveHub(seed=lambda channel: live_seed(channel, listed.get(channel, ()), position_of))
+    pace = SessionPace(sessions.all, position_of, live, metrics)
     decoder = codecs.SkuEventDecoder()
     policies = decision_policies(settings)
 
@@ -398,6 +466,7 @@ def create_app(
                 table[buyer_key] = state.encode(step.buyer)
             table[position_key] = state.encode(step.position)
             await outputs.emit(sku_event.sku.encode(), decided)
+            pace.observe(sku_event, position, decided)
             for alert in decided.alerts:
                 metrics.alerts_fired.labels(alert.level.value).inc()
                 await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
@@ -446,11 +515,6 @@ def create_app(
             )
         )
 
-    def position_of(sku: str) -> SkuPosition | None:
-        stored = table.get(state.position_key(sku))
-        return state.decode_position(stored) if stored else None
-
-    listed = {channel.name: tuple(channel.listings) for channel in settings.channels}
     connectors = channels if channels is not None else build_connectors(settings)
     publisher = Publisher(
         connectors,
@@ -460,7 +524,6 @@ def create_app(
         on_observed=to_sku_stream,
         writes_per_s={c.name: c.writes_per_s for c in settings.channels if c.writes_per_s},
     )
-    live = LiveHub(seed=lambda channel: live_seed(channel, listed.get(channel, ()), position_of))
 
     async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
@@ -493,16 +556,12 @@ def create_app(
             "recovered": recovered,
         }
 
-    sessions = SessionStore(
-        topic=topics.sessions,
-        sku_events=topics.sku_events,
-        client_options=kafka_client_options(settings.kafka),
-    )
     routes = [
         *stock_routes(position_of),
+        *checklist_routes(position_of, sessions.get),
         *session_routes(
             sessions,
-            lambda session: session_board(session, position_of),
+            lambda session: session_board(session, position_of, pace),
             lambda: int(time.time() * 1000),
             channels=[name for name, _ in connectors],
         ),
@@ -528,5 +587,14 @@ def create_app(
         settings.worker.web_port,
         before_stop=live.close,
     )
-    services = (side, sessions, http, _PublisherService(publisher), *inbound_services)
+    services = (
+        side,
+        sessions,
+        pace,
+        http,
+        _PublisherService(publisher),
+        *inbound_services,
+        *_payment_services(settings, topics, sku_events, dead_letter, metrics),
+        *_alert_services(settings, topics, dead_letter, metrics),
+    )
     return StockcastApp(app, topics, services)
