@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from aiokafka import ConsumerRecord
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLetter:
@@ -43,4 +45,19 @@ class DeadLetter:
             reason=reason,
             detail=detail,
             dead_at_ms=int(time.time() * 1000),
+        )
+
+    @classmethod
+    def of_record(
+        cls, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
+    ) -> DeadLetter:
+        """A message a plain aiokafka consumer could not handle."""
+        return cls.of(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+            detail=detail,
         )

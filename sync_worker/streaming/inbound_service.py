@@ -182,15 +182,7 @@ class InboundService(mode.Service):
     async def _letter(
         self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
     ) -> Awaitable[Any]:
-        letter = DeadLetter.of(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-            detail=detail,
-        )
+        letter = DeadLetter.of_record(record, reason, detail)
         return await self._dead_letter(letter)
 
 

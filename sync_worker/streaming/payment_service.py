@@ -117,15 +117,7 @@ class PaymentService(mode.Service):
             decision = codecs.decode_decision(record.value)
         except (ValueError, TypeError, KeyError) as invalid:
             self._clock.skip(record.partition, record.offset)
-            return DeadLetter.of(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                reason="invalid_decision",
-                detail=repr(invalid),
-            )
+            return DeadLetter.of_record(record, "invalid_decision", repr(invalid))
         self._clock.accept(decision, record.partition, record.offset)
         return None
 
