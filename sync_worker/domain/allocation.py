@@ -124,6 +124,10 @@ class ChannelQuota:
     delisted: bool = False
     """Delisted by an operator: holds nothing and gets no grants until relisted."""
     claim: int = 0
+    carved: int = 0
+    """Isolated: the units the flash sale still owes the room (its carve less what it
+    sold). Topped up toward it whenever stock allows, so a sale opened short of stock
+    fills up when a restock lands."""
     """Units moved here from another channel, granted first as soon as they are free."""
 
     @property
@@ -363,13 +367,15 @@ class _Plan:
                 self.quotas[channel] = replace(
                     quota,
                     out=max(0, quota.out - units),
+                    carved=max(0, quota.carved - units) if quota.isolated else 0,
                     rate_per_s=rate,
                     rate_at_ms=max(quota.rate_at_ms, self.now_ms),
                     drained_want=quota.drained(self.now_ms, half_life),
                 )
             case Released(channel, units) if channel in self.quotas:
                 quota = self.quotas[channel]
-                self.quotas[channel] = replace(quota, out=quota.out + units)
+                carved = quota.carved + units if quota.isolated else 0
+                self.quotas[channel] = replace(quota, out=quota.out + units, carved=carved)
             case Settled(channel, requested, applied) if channel in self.quotas:
                 quota = self.quotas[channel]
                 self.quotas[channel] = replace(
@@ -411,6 +417,7 @@ class _Plan:
         self.quotas[channel] = replace(
             self.quotas[channel],
             isolated=False,
+            carved=0,
             rate_per_s=0.0,
             drained_want=0.0,
             rate_at_ms=self.now_ms,
@@ -508,6 +515,7 @@ class _Plan:
     def carve(self, channel: str, units: int, sellable: int) -> None:
         """Flash-sale isolation: the channel holds exactly ``units``, as far as the pool
         allows. A delisted room is granted nothing (``rebalance`` takes back what it holds)."""
+        self.quotas[channel] = replace(self.quotas[channel], carved=units)
         held = self.quotas[channel].quota
         if self.quotas[channel].delisted:
             return
@@ -520,7 +528,8 @@ class _Plan:
 
     def rebalance(self, sellable: int) -> None:
         """The policy's reclaims, then whatever the shrunken stock and the caps still
-        demand, then moved units to their channels, then the grants from what is free."""
+        demand, then moved units to their channels, then what flash sales are owed, then
+        the grants from what is free."""
         targets = self._targets(sellable)
         hungry = [c for c, t in targets.items() if self.quotas[c].quota < t.refill_below]
         needed = sum(targets[c].want - self.quotas[c].quota for c in hungry)
@@ -539,6 +548,12 @@ class _Plan:
             if quota.claim and not quota.delisted and give > 0:
                 self.grant(channel, give)
                 self.quotas[channel] = replace(self.quotas[channel], claim=quota.claim - give)
+        for channel in sorted(self.quotas):  # flash sales owed units, as stock allows
+            quota = self.quotas[channel]
+            if quota.isolated and not quota.delisted and quota.quota < quota.carved:
+                give = min(quota.carved - quota.quota, self.room(channel, sellable))
+                if give > 0:
+                    self.grant(channel, give)
         for channel in sorted(hungry, key=lambda c: (-self.rate(c), c)):
             want = targets[channel].want - self.quotas[channel].quota
             give = min(want, self.room(channel, sellable))

@@ -328,6 +328,21 @@ def test_a_flash_sale_carves_no_more_than_the_stock(events: EventFactory) -> Non
     assert sum(books.quotas().values()) == 6
 
 
+def test_a_flash_sale_opened_short_of_stock_fills_up_when_a_restock_lands(
+    events: EventFactory,
+) -> None:
+    books, _ = flash_sale(events, cap=10, stock=6)
+    books.feed(sale(events, 1, 2, ROOM))
+
+    restocked = books.feed(events.received(100))
+
+    # Each room gets what its carve still owes (the sale counts against ROOM's 4).
+    assert books.quotas() == {ROOM: 2, OTHER_ROOM: 3, SHOP: 3}
+    assert sum(change.delta for change in restocked.quota_changes) > 0
+    again = books.feed(events.received(5))
+    assert again.quota_changes == ()  # owed nothing more: no policy moves a carved room
+
+
 def test_a_carved_room_is_not_topped_up_when_it_sells(events: EventFactory) -> None:
     books, _ = flash_sale(events, cap=10)
 
