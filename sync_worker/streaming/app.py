@@ -28,10 +28,9 @@ from connectors.base import (
     StockUpdate,
 )
 from sync_worker.config import KafkaSettings, Settings
-from sync_worker.domain import alerts, allocation, ledger, orders
+from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
 from sync_worker.domain.events import ChannelObserved, ReclaimSettled
-from sync_worker.domain.live_session import LiveSession
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics
 from sync_worker.notify import Notifier
@@ -195,43 +194,6 @@ def live_seed(
         quota = position.allocation.channel(channel) if position is not None else None
         if position is not None and quota is not None:
             yield LiveStock(channel, sku, quota.quota, position.allocation.version, now_ms)
-
-
-def session_board(
-    session: LiveSession, position_of: Callable[[str], SkuPosition | None], pace: SessionPace
-) -> list[dict[str, Any]]:
-    """Each lineup SKU as this worker's ledger table holds it (SKUs of its partitions)."""
-    board = []
-    for item in session.lineup:
-        position = position_of(item.sku)
-        row: dict[str, Any] = {"sku": item.sku, "tier": item.tier.value, "name": item.name}
-        if item.sku in session.skipped:
-            row["skipped"] = True
-        if position is None:
-            board.append({**row, "owned_here": False})
-            continue
-        hold = position.session(session.session_id)
-        quotas = {c: position.allocation.channel(c) for c in session.channels}
-        row |= {
-            "owned_here": True,
-            "sellable": position.sellable,
-            "incoming": [dataclasses.asdict(batch) for batch in position.incoming],
-            "quotas": {c: q.quota if q else 0 for c, q in quotas.items()},
-            "delisted": sorted(c for c, q in quotas.items() if q is not None and q.delisted),
-        }
-        remaining = hold.remaining(position.sellable) if hold is not None else None
-        if hold is not None and remaining is not None:
-            baseline = hold.baseline
-            row |= {
-                "cap": hold.cap,
-                "sold": hold.sold,
-                "remaining": remaining,
-                "baseline": baseline,
-                "percent_left": remaining * 100 // baseline if baseline else None,
-                "alert": alerts.LEVELS[hold.alerts_fired - 1].value if hold.alerts_fired else None,
-            }
-        board.append(row | pace.board(session, item.sku, remaining))
-    return board
 
 
 def _payment_services(
@@ -561,7 +523,7 @@ def create_app(
         *checklist_routes(position_of, sessions.get),
         *session_routes(
             sessions,
-            lambda session: session_board(session, position_of, pace),
+            pace.session_board,
             lambda: int(time.time() * 1000),
             channels=[name for name, _ in connectors],
         ),

@@ -9,6 +9,7 @@ restart it reads true again within a minute (``domain.velocity``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 
 import mode
 
-from sync_worker.domain import events
+from sync_worker.domain import alerts, events
 from sync_worker.domain.decide import Decided
 from sync_worker.domain.live_session import LiveSession, SessionState
 from sync_worker.domain.position import SkuPosition
@@ -57,7 +58,42 @@ class SessionPace(mode.Service):
                 if released > 0:
                     tracker.returned(event.channel, released, event.event_time_ms)
 
-    def board(self, session: LiveSession, sku: str, remaining: int | None) -> dict[str, Any]:
+    def session_board(self, session: LiveSession) -> list[dict[str, Any]]:
+        """Each lineup SKU as this worker's ledger table holds it (SKUs of its
+        partitions): stock left, sold, cap, alert level, room quotas, pace and ETA."""
+        board = []
+        for item in session.lineup:
+            position = self._position_of(item.sku)
+            row: dict[str, Any] = {"sku": item.sku, "tier": item.tier.value, "name": item.name}
+            if item.sku in session.skipped:
+                row["skipped"] = True
+            if position is None:
+                board.append({**row, "owned_here": False})
+                continue
+            hold = position.session(session.session_id)
+            quotas = {c: position.allocation.channel(c) for c in session.channels}
+            row |= {
+                "owned_here": True,
+                "sellable": position.sellable,
+                "incoming": [dataclasses.asdict(batch) for batch in position.incoming],
+                "quotas": {c: q.quota if q else 0 for c, q in quotas.items()},
+                "delisted": sorted(c for c, q in quotas.items() if q is not None and q.delisted),
+            }
+            remaining = hold.remaining(position.sellable) if hold is not None else None
+            if hold is not None and remaining is not None:
+                fired = hold.alerts_fired
+                row |= {
+                    "cap": hold.cap,
+                    "sold": hold.sold,
+                    "remaining": remaining,
+                    "baseline": hold.baseline,
+                    "percent_left": remaining * 100 // hold.baseline if hold.baseline else None,
+                    "alert": alerts.LEVELS[fired - 1].value if fired else None,
+                }
+            board.append(row | self._pace(session, item.sku, remaining))
+        return board
+
+    def _pace(self, session: LiveSession, sku: str, remaining: int | None) -> dict[str, Any]:
         """The SKU's pace for the session board."""
         tracker = self._trackers.get(sku)
         if tracker is None:
