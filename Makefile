@@ -1,6 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Both do all set-up
 # on a fresh machine: a virtualenv with the pinned packages, and Apache Kafka
-# fetched from Maven Central into deploy/kafka/.cache (first run only).
+# fetched from Maven Central into deploy/kafka/.cache (first run only). `make test`
+# also needs Prometheus and promtool: from PATH, else Debian's package unpacked into
+# deploy/prometheus/.cache (first run only; see sync_worker/devprometheus.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,12 +18,12 @@ TEST_KAFKA_CONTROLLER_PORT := 19192
 TEST_KAFKA_DIR := var/test-kafka
 TEST_KAFKA := --port $(TEST_KAFKA_PORT) --controller-port $(TEST_KAFKA_CONTROLLER_PORT) --data-dir $(TEST_KAFKA_DIR)
 
-.PHONY: demo test lint setup kafka clean
+.PHONY: demo test lint setup kafka prometheus clean
 
 demo: setup kafka
 	$(BIN)/stockcast demo $(DEMO_ARGS)
 
-test: setup kafka lint
+test: setup kafka prometheus lint
 	@$(BIN)/stockcast dev up $(TEST_KAFKA)
 	@status=0; \
 	TEST_KAFKA_BOOTSTRAP=127.0.0.1:$(TEST_KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
@@ -44,7 +46,10 @@ $(STAMP): pyproject.toml constraints.txt
 kafka: setup
 	$(BIN)/stockcast dev fetch
 
+prometheus: setup
+	$(BIN)/stockcast dev prometheus fetch
+
 clean:
 	-$(BIN)/stockcast dev down $(TEST_KAFKA)
 	-$(BIN)/stockcast dev down
-	rm -rf $(VENV) var deploy/kafka/.cache
+	rm -rf $(VENV) var deploy/kafka/.cache deploy/prometheus/.cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,7 +14,8 @@ from typing import Any
 import click
 import orjson
 
-from sync_worker import devkafka
+from sync_worker import devkafka, devprometheus
+from sync_worker.cli_bench import bench
 from sync_worker.cli_checklist import checklist
 from sync_worker.cli_session import session
 from sync_worker.cli_simulate import simulate
@@ -49,6 +52,7 @@ main.add_command(stock)
 main.add_command(simulate)
 main.add_command(session)
 main.add_command(checklist)
+main.add_command(bench)
 
 
 @main.command()
@@ -94,7 +98,8 @@ def connectors_list() -> None:
 
 @main.group()
 def dev() -> None:
-    """A local Apache Kafka (KRaft) for development, fetched and started by stockcast."""
+    """Local tools for development, fetched by stockcast: Apache Kafka (KRaft) and
+    Prometheus."""
 
 
 def _dev_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -184,6 +189,70 @@ def dev_status(**where: Any) -> None:
         click.echo(f"node {node.node_id}\tport {node.port}\tpid {node.pid or '-'}\t{state}")
     if not all(node.alive for node in nodes):
         sys.exit(1)
+
+
+@dev.group("prometheus")
+def dev_prometheus() -> None:
+    """Prometheus and promtool: from PATH, else Debian's package unpacked into
+    deploy/prometheus/.cache (never installed system-wide)."""
+
+
+def _prometheus_tools() -> devprometheus.PrometheusTools:
+    try:
+        return devprometheus.fetch(devprometheus.DevPrometheusConfig())
+    except devprometheus.DevPrometheusError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@dev_prometheus.command("fetch")
+def dev_prometheus_fetch() -> None:
+    """Find Prometheus on PATH, or download Debian's package (once; cached after)."""
+    tools = _prometheus_tools()
+    click.echo(f"{tools.prometheus}\n{tools.promtool}")
+
+
+@dev_prometheus.command("check")
+def dev_prometheus_check() -> None:
+    """Check deploy/prometheus with promtool: the scrape config, the rules, and the
+    rules' unit tests (every alert fires on its failure and stays silent when healthy)."""
+    tools = _prometheus_tools()
+    failed = False
+    for command in devprometheus.check_commands(tools, devprometheus.DevPrometheusConfig()):
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        click.echo(f"$ promtool {' '.join(command[1:3])}\n{proc.stdout}{proc.stderr}".rstrip())
+        failed = failed or proc.returncode != 0
+    if failed:
+        raise click.ClickException("promtool found problems (above)")
+
+
+@dev_prometheus.command("run")
+@click.option("--port", type=int, default=9090, show_default=True, help="Web UI and API port.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/prometheus"),
+    show_default=True,
+    help="Where Prometheus keeps its samples.",
+)
+def dev_prometheus_run(port: int, data_dir: Path) -> None:
+    """Run Prometheus in the foreground with deploy/prometheus/prometheus.yml: it scrapes
+    a local worker on 127.0.0.1:6066 and evaluates the stockcast rules. Ctrl-C stops it."""
+    config = devprometheus.DevPrometheusConfig()
+    command = devprometheus.server_command(
+        _prometheus_tools(),
+        config_file=config.config_file,
+        storage_dir=data_dir.resolve(),
+        listen_address=f"127.0.0.1:{port}",
+    )
+    click.echo(f"prometheus on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    with subprocess.Popen(command) as server:
+        try:
+            server.wait()
+        except KeyboardInterrupt:  # a terminal's Ctrl-C reached Prometheus too; kill -INT not
+            server.terminate()
+            server.wait()
+    if server.returncode not in (0, -signal.SIGINT, -signal.SIGTERM):
+        raise click.ClickException(f"prometheus exited with {server.returncode}")
 
 
 @main.command()
