@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -182,6 +183,38 @@ class AlertSettings(_Frozen):
     """Per HTTP request to a target."""
 
 
+def _sku_list(value: Any) -> Any:
+    """A list from the file, or comma-separated from the environment."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _distinct(skus: tuple[str, ...]) -> tuple[str, ...]:
+    if repeated := sorted({sku for sku in skus if skus.count(sku) > 1}):
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return skus
+
+
+MAX_WATCHED_SKUS = 1000
+"""A bound on the SKU series one deployment may ask for (docs/metrics.md)."""
+
+
+class MetricsSettings(_Frozen):
+    """Which SKUs get their own series (``stockcast_sku_*``); everything else is summed."""
+
+    sku_allowlist: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=200)], ...],
+        BeforeValidator(_sku_list),
+        AfterValidator(_distinct),
+        Field(max_length=MAX_WATCHED_SKUS),
+    ] = ()
+    """SKUs always watched, e.g. a launch's hero products. From the environment:
+    ``STOCKCAST_METRICS__SKU_ALLOWLIST=sku-a,sku-b``."""
+    top_skus: Annotated[int, Field(ge=0, le=100)] = 10
+    """Also watch this many of the hottest SKUs (most order lines recently); 0: none."""
+
+
 class Settings(_Frozen):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
@@ -189,6 +222,7 @@ class Settings(_Frozen):
     allocation: AllocationSettings = Field(default_factory=AllocationSettings)
     channels: tuple[ChannelSettings, ...] = ()
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     def masked(self) -> dict[str, Any]:
         """The settings as shown to people: every secret replaced by asterisks."""

@@ -1,32 +1,108 @@
 """Metric handles, built from an injected registry so tests and workers never share state.
 
-Names follow Prometheus conventions (base units, ``_total`` counters). Labels are
-bounded: outcomes, reasons and connector names, never order ids; SKUs only for the
-SKUs of a live session's lineup, and only while the session is live.
+Names follow Prometheus conventions (base units, ``_total`` counters); docs/metrics.md
+lists every metric with its labels and what bounds them. Labels are bounded: outcomes,
+reasons, kinds, configured channel and connector names and the worker's own topics and
+partitions, never order ids. SKUs appear in only two places: the SKUs of a live
+session's lineup while the session is live, and the watched SKUs (``[metrics]
+sku_allowlist`` plus the ``top_skus`` hottest), each worker only for the SKUs of the
+partitions it owns. Series whose subject went away (a session ended, a partition was
+revoked, a SKU cooled down) are removed, not left at their last value.
+
+``prime_*`` create the labelled series known at start at 0, so a dashboard shows a flat
+0 instead of "no data" before the first event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from sync_worker.domain.alerts import LEVELS
+from sync_worker.domain.events import Outcome
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_PUSH_BUCKETS = (*_LATENCY_BUCKETS, 10.0, 30.0, 60.0)
+"""A push also waits for the platform's rate limit and for retries: up to a minute."""
+
+OTHER_CHANNEL: Final = "other"
+"""The ``channel`` label of order lines from a channel that is not configured."""
+
+PUSH_RESULTS: Final = ("ok", "deferred", "rejected", "error", "dead_lettered")
+CONNECTOR_ERROR_KINDS: Final = (
+    "rate_limited",
+    "transient",
+    "rejected",
+    "quota_exhausted",
+    "contract",
+)
+QUOTA_CHANGE_RESULTS: Final = ("queued", "duplicate")
+RECLAIM_RESULTS: Final = ("full", "partial", "none", "unreported")
+WEBHOOK_OUTCOMES: Final = (
+    "accepted",
+    "forged",
+    "replayed",
+    "too_large",
+    "malformed",
+    "unknown_shop",
+    "unavailable",
+)
+DEAD_LETTER_REASONS: Final = (
+    # the SKU-event codec
+    "empty_value",
+    "malformed_json",
+    "unknown_type",
+    "unsupported_schema_version",
+    "schema_violation",
+    "key_mismatch",
+    # the inbound service
+    "invalid_notification",
+    "unknown_channel",
+    "hydration_failed",
+    "unknown_sku",
+    "invalid_line",
+    # the alert service, the payment clock, the publisher
+    "invalid_alert",
+    "alert_undelivered",
+    "invalid_decision",
+    "push_failed",
+)
+"""Every reason a dead letter is sent with (docs/events.md); a test keeps them in step."""
 
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
     registry: CollectorRegistry
     sku_events: Counter
+    order_lines_received: Counter
     order_lines_decided: Counter
     decision_latency: Histogram
     dead_letters: Counter
     oversold_units: Counter
     pushes: Counter
     push_latency: Histogram
+    connector_retries: Counter
+    connector_errors: Counter
     quota_changes: Counter
     reclaims: Counter
     worker_up: Gauge
+    worker_rebalancing: Gauge
+    assigned_partitions: Gauge
+    consumer_lag: Gauge
+    channel_quota: Gauge
+    sku_sellable: Gauge
+    sku_quota: Gauge
     webhooks: Counter
     live_subscribers: Gauge
     rate_limit_waits: Counter
@@ -38,16 +114,32 @@ class Metrics:
     session_remaining: Gauge
     session_velocity: Gauge
     session_eta: Gauge
+    session_alert_level: Gauge
 
     @classmethod
-    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+    def create(cls, registry: CollectorRegistry | None = None, *, process: bool = False) -> Metrics:
+        """The handles, on ``registry`` (a fresh one if None). ``process`` adds the
+        process, platform and garbage-collector collectors (``process_cpu_seconds_total``,
+        ``process_resident_memory_bytes``, ``python_info``...): for the worker's own
+        registry, not for a test's."""
         registry = registry if registry is not None else CollectorRegistry()
+        if process:
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
         return cls(
             registry=registry,
             sku_events=Counter(
                 "stockcast_sku_events_total",
                 "SKU events consumed, by event type.",
                 ["type"],
+                registry=registry,
+            ),
+            order_lines_received=Counter(
+                "stockcast_order_lines_received_total",
+                "Order-line placements the ledger consumed, by channel (a configured "
+                "channel's name, or 'other').",
+                ["channel"],
                 registry=registry,
             ),
             order_lines_decided=Counter(
@@ -84,15 +176,30 @@ class Metrics:
             ),
             push_latency=Histogram(
                 "stockcast_push_latency_seconds",
-                "From the stock change's event time to the platform's acknowledgement.",
+                "From the ledger's decision (when the worker produced the quota change) "
+                "to the platform's acknowledgement of the write, by connector.",
                 ["connector"],
-                buckets=_LATENCY_BUCKETS,
+                buckets=_PUSH_BUCKETS,
+                registry=registry,
+            ),
+            connector_retries=Counter(
+                "stockcast_connector_retries_total",
+                "Platform writes attempted again after a retryable failure, by connector.",
+                ["connector"],
+                registry=registry,
+            ),
+            connector_errors=Counter(
+                "stockcast_connector_errors_total",
+                "Failed attempts of platform writes, by connector and kind (rate_limited, "
+                "transient, rejected, quota_exhausted, contract: the connector raised "
+                "something outside the SDK's errors).",
+                ["connector", "kind"],
                 registry=registry,
             ),
             quota_changes=Counter(
                 "stockcast_quota_changes_total",
                 "Quota changes offered to the publisher, by connector and result "
-                "(queued, duplicate: a version already handled, dropped).",
+                "(queued, duplicate: a version already handled).",
                 ["connector", "result"],
                 registry=registry,
             ),
@@ -106,6 +213,44 @@ class Metrics:
             worker_up=Gauge(
                 "stockcast_worker_up",
                 "1 while the worker is running and assigned its partitions.",
+                registry=registry,
+            ),
+            worker_rebalancing=Gauge(
+                "stockcast_worker_rebalancing",
+                "1 while a rebalance is in progress (partitions revoked, not yet assigned "
+                "and recovered), else 0.",
+                registry=registry,
+            ),
+            assigned_partitions=Gauge(
+                "stockcast_assigned_partitions",
+                "Partitions of each input topic assigned to this worker.",
+                ["topic"],
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "stockcast_consumer_lag_records",
+                "Records of an assigned input partition not yet processed by this worker "
+                "(highwater minus the worker's position).",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+            channel_quota=Gauge(
+                "stockcast_channel_quota_units",
+                "Units a channel shows (its quotas), summed over the SKUs this worker owns.",
+                ["channel"],
+                registry=registry,
+            ),
+            sku_sellable=Gauge(
+                "stockcast_sku_sellable_units",
+                "Sellable units of a watched SKU ([metrics] sku_allowlist and the top_skus "
+                "hottest), on the worker that owns it.",
+                ["sku"],
+                registry=registry,
+            ),
+            sku_quota=Gauge(
+                "stockcast_sku_quota_units",
+                "Units a channel shows of a watched SKU (its quota), on the worker that owns it.",
+                ["sku", "channel"],
                 registry=registry,
             ),
             webhooks=Counter(
@@ -179,4 +324,51 @@ class Metrics:
                 ["session", "sku"],
                 registry=registry,
             ),
+            session_alert_level=Gauge(
+                "stockcast_session_alert_level",
+                "Stock alert level of a lineup SKU in a live session: 0 none, 1 low, "
+                "2 critical, 3 sold out.",
+                ["session", "sku"],
+                registry=registry,
+            ),
         )
+
+    def prime_connectors(self, channels: Iterable[tuple[str, str]]) -> None:
+        """The series of each ``(channel, connector)``: pushes, errors, retries, latency,
+        waits, quota changes, reclaims, drift repairs per connector; circuit per channel."""
+        for channel, connector in channels:
+            for result in PUSH_RESULTS:
+                self.pushes.labels(connector, result)
+            for kind in CONNECTOR_ERROR_KINDS:
+                self.connector_errors.labels(connector, kind)
+            for result in QUOTA_CHANGE_RESULTS:
+                self.quota_changes.labels(connector, result)
+            for result in RECLAIM_RESULTS:
+                self.reclaims.labels(connector, result)
+            self.connector_retries.labels(connector)
+            self.push_latency.labels(connector)
+            self.rate_limit_waits.labels(connector)
+            self.drift_repairs.labels(connector)
+            self.circuit_open.labels(channel).set(0)
+
+    def prime_worker(self, channels: Iterable[str], inbound_platforms: Iterable[str]) -> None:
+        """The ledger's, alerts' and webhooks' series: order lines received per configured
+        channel and ``other``, accepted decisions, every alert level and dead-letter
+        reason, every webhook outcome of each inbound platform."""
+        for channel in (*channels, OTHER_CHANNEL):
+            self.order_lines_received.labels(channel)
+        self.order_lines_decided.labels(Outcome.ACCEPTED.value, "")
+        for level in LEVELS:
+            self.alerts_fired.labels(level.value)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+        for platform in inbound_platforms:
+            for outcome in WEBHOOK_OUTCOMES:
+                self.webhooks.labels(platform, outcome)
+        self.worker_rebalancing.set(0)
+
+
+def channel_label(channel: str, configured: frozenset[str]) -> str:
+    """The ``channel`` label of an order line: its channel if configured, else
+    ``other``, so a typo on a platform cannot grow the series."""
+    return channel if channel in configured else OTHER_CHANNEL

@@ -12,6 +12,12 @@ failing stays first in its SKU's line and is tried again later; after
 is then settled as 0 removed, the safe side). Each channel writes no faster than its rate
 limit, and a platform whose call quota is spent pauses only its own channel (the circuit)
 until the quota resets. Slow platforms delay only their own channel, never the ledger.
+
+Metrics: every failed attempt counts in ``stockcast_connector_errors_total`` by the kind
+of error the connector raised, every attempt made again in
+``stockcast_connector_retries_total``; a write that lands is timed from the ledger's
+decision (when the worker produced the oldest change it carries) to the platform's
+acknowledgement, retries and waits included.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ OnObserved = Callable[[ChannelObserved], Awaitable[None]]
 """Receives read-backs that show a channel above its quota, for the allocator to judge."""
 OnDeadLetter = Callable[[StockUpdate, str], Awaitable[None]]
 """Receives a write given up on, with the last error (free of secrets, by contract)."""
+Decided = float
+"""Wall-clock seconds when the ledger decided a change (push latency counts from here)."""
 
 RETRY_LATER_S: Final = 5.0
 """Pause before a write that failed every attempt is tried again."""
@@ -60,6 +68,22 @@ READ_BACK_BATCH: Final = 100
 MAX_DEFERRALS: Final = 12
 """Rounds of failed attempts before a write is dead-lettered (about a minute by default)."""
 SETTLED_BY: Final = "publisher"
+
+
+def error_kind(error: BaseException) -> str:
+    """The ``kind`` label of a failed attempt: the SDK error it raised, ``contract`` for
+    anything outside the SDK's error tree. Another ``ConnectorError`` is retried later
+    like a transient one, and is counted as one."""
+    match error:
+        case QuotaExhausted():
+            return "quota_exhausted"
+        case RateLimited():
+            return "rate_limited"
+        case Rejected():
+            return "rejected"
+        case ConnectorError():
+            return "transient"
+    return "contract"
 
 
 def _limiter(writes_per_s: float) -> AsyncLimiter:
@@ -74,12 +98,12 @@ class _Channel:
     name: str
     connector: Connector
     mode: WriteMode
-    queued: dict[str, deque[StockQuotaChanged]] = field(default_factory=dict)
+    queued: dict[str, deque[tuple[StockQuotaChanged, Decided]]] = field(default_factory=dict)
     newest: dict[str, int] = field(default_factory=dict)
     """The highest version offered per SKU: anything not above it is a redelivery."""
     quota: dict[str, int] = field(default_factory=dict)
     """The quota of that newest change: what the channel shows once it lands."""
-    parked: dict[str, StockUpdate] = field(default_factory=dict)
+    parked: dict[str, tuple[StockUpdate, Decided]] = field(default_factory=dict)
     """A write that failed every attempt: resent as is, before anything newer of its SKU."""
     deferred: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     ready: dict[str, None] = field(default_factory=dict)
@@ -96,10 +120,10 @@ class _Channel:
             self.ready[sku] = None
             self.wake.set()
 
-    def park(self, update: StockUpdate, delay_s: float) -> None:
+    def park(self, update: StockUpdate, decided: Decided, delay_s: float) -> None:
         """Hold a failed write back for ``delay_s``, then send it again before anything else
         of its SKU; the other SKUs go on meanwhile."""
-        self.parked[update.sku] = update
+        self.parked[update.sku] = (update, decided)
         self.ready.pop(update.sku, None)
         self.deferred[update.sku] = asyncio.get_running_loop().call_later(
             delay_s, self.undefer, update.sku
@@ -109,25 +133,27 @@ class _Channel:
         del self.deferred[sku]
         self.schedule(sku)
 
-    def next_write(self, sku: str) -> StockUpdate | None:
+    def next_write(self, sku: str) -> tuple[StockUpdate, Decided] | None:
         """The parked write, else the next queued change, with the increases right
-        behind it merged in when it is an increase; None when there is nothing to send."""
+        behind it merged in when it is an increase; None when there is nothing to send.
+        Comes with when its oldest change was decided."""
         parked = self.parked.pop(sku, None)
         if parked is not None:
             return parked
         queue = self.queued.get(sku)
         if not queue:
             return None
-        first = last = queue.popleft()
+        first, decided = queue.popleft()
+        last = first
         delta = first.delta
-        while delta >= 0 and queue and queue[0].delta >= 0:
-            last = queue.popleft()
+        while delta >= 0 and queue and queue[0][0].delta >= 0:
+            last, _ = queue.popleft()
             delta += last.delta
         if not queue:
             del self.queued[sku]
         if delta == 0:
             return None  # the count the platform shows is already right
-        return StockUpdate(
+        update = StockUpdate(
             channel=self.name,
             sku=sku,
             quantity=last.quota,
@@ -136,6 +162,7 @@ class _Channel:
             event_time_ms=last.event_time_ms,
             idempotency_key=f"{self.name}:{sku}:{first.version}-{last.version}",
         )
+        return update, decided
 
 
 class Publisher:
@@ -174,6 +201,7 @@ class Publisher:
         if unknown := set(writes_per_s) - set(self._channels):
             raise ValueError(f"rate limits for unknown channels: {sorted(unknown)}")
         self._metrics = metrics
+        metrics.prime_connectors((name, c.connector.platform) for name, c in self._channels.items())
         self._on_settled = on_settled
         self._on_dead_letter = on_dead_letter
         self._on_observed = on_observed
@@ -186,8 +214,10 @@ class Publisher:
         """The mode the channel's writes use."""
         return self._channels[channel].mode
 
-    def offer(self, change: StockQuotaChanged) -> None:
-        """Queue a change; one for a channel this publisher does not serve is ignored."""
+    def offer(self, change: StockQuotaChanged, decided: Decided | None = None) -> None:
+        """Queue a change; one for a channel this publisher does not serve is ignored.
+        ``decided`` is when the ledger decided it, in wall-clock seconds (the worker
+        passes its record's Kafka timestamp); now, if not given."""
         channel = self._channels.get(change.channel)
         if channel is None:
             return
@@ -197,7 +227,8 @@ class Publisher:
             return
         channel.newest[change.sku] = change.version
         channel.quota[change.sku] = change.quota
-        channel.queued.setdefault(change.sku, deque()).append(change)
+        when = time.time() if decided is None else decided
+        channel.queued.setdefault(change.sku, deque()).append((change, when))
         channel.schedule(change.sku)
         self._metrics.quota_changes.labels(platform, "queued").inc()
 
@@ -233,21 +264,24 @@ class Publisher:
                     self._metrics.circuit_open.labels(channel.name).set(0)
                 sku = next(iter(channel.ready))
                 del channel.ready[sku]
-                update = channel.next_write(sku)
-                if update is not None:
-                    await self._write(channel, update)
+                write = channel.next_write(sku)
+                if write is not None:
+                    await self._write(channel, *write)
                 if sku in channel.queued:
                     channel.schedule(sku)  # behind the other SKUs already waiting
 
     async def _push(self, channel: _Channel, update: StockUpdate) -> PushResult:
-        """One attempt, within the channel's rate limit."""
+        """One attempt, within the channel's rate limit; a failed one is counted by kind."""
+        platform = channel.connector.platform
         if channel.limiter is not None:
             started = time.monotonic()
             await channel.limiter.acquire()
-            self._metrics.rate_limit_waits.labels(channel.connector.platform).inc(
-                time.monotonic() - started
-            )
-        return await channel.connector.push_stock(update, channel.mode)
+            self._metrics.rate_limit_waits.labels(platform).inc(time.monotonic() - started)
+        try:
+            return await channel.connector.push_stock(update, channel.mode)
+        except Exception as error:
+            self._metrics.connector_errors.labels(platform, error_kind(error)).inc()
+            raise
 
     async def _read_back(self, channel: _Channel, report: OnObserved) -> None:
         """Read the counts of every SKU pushed to the channel, and report those above their
@@ -287,15 +321,17 @@ class Publisher:
                         )
                     )
 
-    def _count_platform_wait(self, state: RetryCallState) -> None:
+    def _before_retry(self, state: RetryCallState) -> None:
+        """Counts the retry, and its wait when the platform asked for it."""
+        platform = state.args[0].connector.platform  # _push(channel, update)
+        self._metrics.connector_retries.labels(platform).inc()
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimited):
-            connector = state.args[0].connector  # _push(channel, update)
-            self._metrics.rate_limit_waits.labels(connector.platform).inc(state.upcoming_sleep)
+            self._metrics.rate_limit_waits.labels(platform).inc(state.upcoming_sleep)
 
-    async def _write(self, channel: _Channel, update: StockUpdate) -> None:
+    async def _write(self, channel: _Channel, update: StockUpdate, decided: Decided) -> None:
         platform = channel.connector.platform
-        retrying = platform_retrying(before_sleep=self._count_platform_wait)
+        retrying = platform_retrying(before_sleep=self._before_retry)
         try:
             result: PushResult = await retrying(self._push, channel, update)
         except QuotaExhausted as error:
@@ -304,7 +340,7 @@ class Publisher:
             channel.paused_until = asyncio.get_running_loop().time() + error.reset_after
             self._metrics.circuit_open.labels(channel.name).set(1)
             self._metrics.pushes.labels(platform, "deferred").inc()
-            channel.park(update, error.reset_after)
+            channel.park(update, decided, error.reset_after)
             return
         except Rejected as error:
             channel.deferrals.pop(update.sku, None)
@@ -317,30 +353,30 @@ class Publisher:
             return
         except ConnectorError as error:
             log.warning("write to %s failed: %s", channel.name, error)
-            await self._defer(channel, update, str(error))
+            await self._defer(channel, update, decided, str(error))
             return
         except Exception as error:
             # A connector breaking its contract must neither stop its channel nor lose a delta.
             self._metrics.pushes.labels(platform, "error").inc()
             log.exception("connector of %s broke its contract", channel.name)
-            await self._defer(channel, update, f"connector error: {type(error).__name__}")
+            await self._defer(channel, update, decided, f"connector error: {type(error).__name__}")
             return
         channel.deferrals.pop(update.sku, None)
         self._metrics.pushes.labels(platform, "ok").inc()
-        self._metrics.push_latency.labels(platform).observe(
-            max(0.0, time.time() - update.event_time_ms / 1000)
-        )
+        self._metrics.push_latency.labels(platform).observe(max(0.0, time.time() - decided))
         if update.delta < 0:
             await self._settle(channel, update, applied=-result.applied)
 
-    async def _defer(self, channel: _Channel, update: StockUpdate, error: str) -> None:
+    async def _defer(
+        self, channel: _Channel, update: StockUpdate, decided: Decided, error: str
+    ) -> None:
         """Park the write for another round, or give it up to the dead-letter topic."""
         platform = channel.connector.platform
         rounds = channel.deferrals.get(update.sku, 0) + 1
         if rounds <= self._max_deferrals or self._on_dead_letter is None:
             self._metrics.pushes.labels(platform, "deferred").inc()
             channel.deferrals[update.sku] = rounds
-            channel.park(update, self._retry_later_s)
+            channel.park(update, decided, self._retry_later_s)
             return
         channel.deferrals.pop(update.sku, None)
         self._metrics.pushes.labels(platform, "dead_lettered").inc()

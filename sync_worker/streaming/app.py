@@ -4,11 +4,14 @@ No module-level app and no side effects at import. faust gets an empty environme
 mapping and ``autodiscover=False``, so everything it does comes from ``Settings``.
 Agents are thin: decode at the edge, call the pure ledger, write each table once,
 emit. Pushing to platforms happens in the publisher, outside the stateful stream.
+The worker's metrics (docs/metrics.md) are built on one registry, which ``/metrics``
+serves; the gauges that summarise state are refreshed by services beside the agents.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,9 +33,9 @@ from connectors.base import (
 from sync_worker.config import KafkaSettings, Settings
 from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
-from sync_worker.domain.events import ChannelObserved, ReclaimSettled
+from sync_worker.domain.events import ChannelObserved, OrderLinePlaced, ReclaimSettled
 from sync_worker.domain.position import SafetyReserve, SkuPosition
-from sync_worker.metrics import Metrics
+from sync_worker.metrics import Metrics, channel_label
 from sync_worker.notify import Notifier
 from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
@@ -40,15 +43,19 @@ from sync_worker.streaming.alert_service import AlertService
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.streaming.pace import SessionPace
+from sync_worker.streaming.partition_gauges import PartitionGauges
 from sync_worker.streaming.payment_service import PaymentService
 from sync_worker.streaming.session_service import SessionStore
 from sync_worker.streaming.side_producer import SideProducer
+from sync_worker.streaming.stock_gauges import StockGauges, positions_in
 from sync_worker.web.checklist import checklist_routes
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
 from sync_worker.web.sessions import session_routes
 from sync_worker.web.stock import stock_routes
 from sync_worker.web.webhooks import webhook_routes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -329,8 +336,10 @@ def create_app(
     metrics: Metrics | None = None,
     channels: Sequence[tuple[str, Connector]] | None = None,
 ) -> StockcastApp:
-    """Build the worker: topics, tables, the ledger and publisher agents, HTTP service."""
-    metrics = metrics or Metrics.create()
+    """Build the worker: topics, tables, the ledger and publisher agents, HTTP service.
+    Without ``metrics``, the worker's own registry also carries the process, platform
+    and garbage-collector metrics."""
+    metrics = metrics or Metrics.create(process=True)
     topics = names.TopicNames.for_prefix(settings.kafka.topic_prefix)
     app = faust.App(settings.worker.app_id, **faust_settings(settings))
 
@@ -390,6 +399,18 @@ def create_app(
     pace = SessionPace(sessions.all, position_of, live, metrics)
     decoder = codecs.SkuEventDecoder()
     policies = decision_policies(settings)
+    configured = frozenset(channel.name for channel in settings.channels)
+    stock_gauges = StockGauges(metrics, [c.name for c in settings.channels], settings.metrics)
+
+    async def reload_stock_gauges() -> None:
+        # After each rebalance's recovery, before the agents resume: the partitions
+        # owned now (faust iterates only the table's active partitions).
+        try:
+            stock_gauges.reload(positions_in(table.items()))
+        except Exception:  # stale gauges are better than a worker that stops here
+            log.exception("could not rebuild the stock gauges")
+
+    table.on_recover(reload_stock_gauges)
 
     async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -400,6 +421,10 @@ def create_app(
                 await dead_letter_of(event, invalid.reason, invalid.detail)
                 continue
             metrics.sku_events.labels(sku_event.type).inc()
+            if isinstance(sku_event, OrderLinePlaced):
+                metrics.order_lines_received.labels(
+                    channel_label(sku_event.channel, configured)
+                ).inc()
             position_key = state.position_key(sku_event.sku)
             record_key = state.record_key(sku_event)
             stored_position, stored_record = table.get(position_key), table.get(record_key)
@@ -429,6 +454,7 @@ def create_app(
             table[position_key] = state.encode(step.position)
             await outputs.emit(sku_event.sku.encode(), decided)
             pace.observe(sku_event, position, decided)
+            stock_gauges.observe(sku_event, position, step.position)
             for alert in decided.alerts:
                 metrics.alerts_fired.labels(alert.level.value).inc()
                 await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
@@ -488,13 +514,15 @@ def create_app(
     )
 
     async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            change = codecs.decode_quota(value)
+        async for event in stream.events():
+            change = codecs.decode_quota(event.value)
             if change is not None:
                 live.update(
                     change.channel, change.sku, change.quota, change.version, change.event_time_ms
                 )
-                publisher.offer(change)
+                # The record's timestamp is when the ledger agent produced the change:
+                # push latency counts from the decision, not from the cause's event time.
+                publisher.offer(change, decided=event.message.timestamp or None)
 
     # On the stock-levels topic, which every change feeds: an agent on a topic of its
     # own that stays idle (no channels, no sales) made faust commit input offsets
@@ -502,20 +530,27 @@ def create_app(
     app.agent(outputs.stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
 
     receivers = inbound_by_platform(connectors)
+    metrics.prime_worker(configured, inbound_platforms=receivers)
     receiver_of: Mapping[str, InboundConnector] = {
         name: connector for pairs in receivers.values() for name, connector in pairs
     }
 
+    def recovered() -> bool:
+        return cast(TableManager, app.tables).recovery.completed.is_set()
+
+    def ready() -> bool:
+        # Partitions assigned and every table recovered from its changelog.
+        return bool(app.started) and not app.should_stop and not app.rebalancing and recovered()
+
+    # Read at scrape time: the gauge must not wait for someone to poll /healthz.
+    metrics.worker_up.set_function(lambda: 1.0 if ready() else 0.0)
+
     def status() -> dict[str, object]:
-        # Ready means: partitions assigned and every table recovered from its changelog.
-        recovered = cast(TableManager, app.tables).recovery.completed.is_set()
-        ready = bool(app.started) and not app.should_stop and not app.rebalancing and recovered
-        metrics.worker_up.set(1 if ready else 0)
         return {
-            "ok": ready,
+            "ok": ready(),
             "app_id": app.conf.id,
             "rebalancing": bool(app.rebalancing),
-            "recovered": recovered,
+            "recovered": recovered(),
         }
 
     routes = [
@@ -553,6 +588,10 @@ def create_app(
         side,
         sessions,
         pace,
+        stock_gauges,
+        PartitionGauges(
+            app, (topics.sku_events, topics.order_decisions, topics.stock_levels), metrics
+        ),
         http,
         _PublisherService(publisher),
         *inbound_services,

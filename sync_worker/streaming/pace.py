@@ -2,8 +2,9 @@
 
 The ledger agent reports each decision (``observe``); once a second the pace of every
 lineup SKU this worker owns goes to the gauges and to the rooms' live streams, so a
-pace that decays after sales stop is seen without any new event. In memory: after a
-restart it reads true again within a minute (``domain.velocity``).
+pace that decays after sales stop is seen without any new event; the gauges beside it
+(stock left, sell-out ETA, alert level) come from the position's session hold. In
+memory: after a restart it reads true again within a minute (``domain.velocity``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sync_worker.domain import alerts, events
 from sync_worker.domain.decide import Decided
 from sync_worker.domain.live_session import LiveSession, SessionState
 from sync_worker.domain.position import SkuPosition
+from sync_worker.domain.sessions import SkuSession
 from sync_worker.domain.velocity import SkuVelocity
 from sync_worker.metrics import Metrics
 from sync_worker.web.live import LiveHub
@@ -133,6 +135,7 @@ class SessionPace(mode.Service):
                 key = (session.session_id, item.sku)
                 self._metrics.session_remaining.labels(*key).set(remaining)
                 self._metrics.session_eta.labels(*key).set(math.inf if eta is None else eta)
+                self._metrics.session_alert_level.labels(*key).set(alert_level(hold))
                 labelled.add((*key, ""))
                 for channel in session.channels:
                     pace = tracker.velocity(now_ms, channel).smoothed_per_min
@@ -151,7 +154,14 @@ class SessionPace(mode.Service):
             else:
                 self._metrics.session_remaining.remove(session_id, sku)
                 self._metrics.session_eta.remove(session_id, sku)
+                self._metrics.session_alert_level.remove(session_id, sku)
         self._labelled = labelled
+
+
+def alert_level(hold: SkuSession) -> int:
+    """0 none, 1 low, 2 critical, 3 sold out: the highest of ``alerts.LEVELS`` that has
+    fired and not re-armed (the hold counts them in that order)."""
+    return hold.alerts_fired
 
 
 def _now_ms() -> int:

@@ -83,16 +83,24 @@ class WorkerProcess:
         self.wait_ready()
 
     def wait_ready(self) -> None:
+        """Ready as Prometheus sees it first (``stockcast_worker_up`` must not depend on
+        someone polling /healthz), then as orchestrators do."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
-            status, _ = http_get(f"{self.url}/healthz")
-            if status == 200:
-                return
-            time.sleep(0.2)
-        pytest.fail(f"worker not ready in time:\n{self.log_tail()}")
+        for path, ready in (
+            ("/metrics", lambda body: b"\nstockcast_worker_up 1.0\n" in body),
+            ("/healthz", lambda _: True),
+        ):
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    code = self.process.returncode
+                    pytest.fail(f"worker exited with {code}:\n{self.log_tail()}")
+                status, body = http_get(f"{self.url}{path}")
+                if status == 200 and ready(body):
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"worker not ready in time ({path}):\n{self.log_tail()}")
+                time.sleep(0.2)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.process is None or self.process.poll() is not None:

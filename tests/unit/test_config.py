@@ -12,6 +12,7 @@ from sync_worker.config import (
     ChannelSettings,
     KafkaSettings,
     LedgerSettings,
+    MetricsSettings,
     Settings,
     SettingsError,
     WorkerSettings,
@@ -404,3 +405,56 @@ def test_credentials_in_secrets_and_listings_are_read() -> None:
     assert dict(channel.listings) == {"lipstick": "4401"}
     assert channel.writes_per_s == 2.5
     assert settings.masked()["channels"][0]["secrets"] == {"client_secret": "**********"}
+
+
+# --- [metrics] ----------------------------------------------------------------------------
+
+
+def test_metrics_watch_the_ten_hottest_skus_and_no_list_by_default() -> None:
+    assert load_settings().metrics == MetricsSettings(sku_allowlist=(), top_skus=10)
+
+
+def test_the_metrics_section_sets_the_allowlist_and_the_top() -> None:
+    settings = load_settings('[metrics]\nsku_allowlist = ["hero-1", "hero-2"]\ntop_skus = 0\n')
+
+    assert settings.metrics == MetricsSettings(sku_allowlist=("hero-1", "hero-2"), top_skus=0)
+
+
+def test_the_environment_overrides_the_metrics_section() -> None:
+    env = {
+        "STOCKCAST_METRICS__TOP_SKUS": "25",
+        "STOCKCAST_METRICS__SKU_ALLOWLIST": "hero-1, hero-2,,",
+    }
+
+    settings = load_settings('[metrics]\ntop_skus = 3\nsku_allowlist = ["other"]\n', env)
+
+    assert settings.metrics == MetricsSettings(sku_allowlist=("hero-1", "hero-2"), top_skus=25)
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ("top_skus = -1", "metrics.top_skus"),
+        ("top_skus = 101", "metrics.top_skus"),
+        ('sku_allowlist = ["a", "b", "a"]', "metrics.sku_allowlist"),
+        ('sku_allowlist = [""]', "metrics.sku_allowlist"),
+        (
+            "sku_allowlist = [" + ", ".join(f'"s{n}"' for n in range(1001)) + "]",
+            "metrics.sku_allowlist",
+        ),
+        ("top = 5", "metrics.top"),
+    ],
+)
+def test_a_bad_metrics_setting_is_named(line: str, where: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(f"[metrics]\n{line}\n", {})
+
+    assert any(problem.startswith(where) for problem in caught.value.problems)
+
+
+def test_metrics_settings_are_frozen() -> None:
+    settings = load_settings('[metrics]\nsku_allowlist = ["hero"]\n')
+
+    with pytest.raises(ValidationError):
+        settings.metrics.top_skus = 3  # type: ignore[misc]
+    assert isinstance(settings.metrics.sku_allowlist, tuple)

@@ -10,6 +10,7 @@ a tiny constant so that rounds of five failed attempts take milliseconds.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,17 +21,19 @@ import pytest
 from tenacity import RetryCallState
 
 from connectors.base import (
+    ConnectorError,
     PushResult,
     QuotaExhausted,
     RateLimited,
+    Rejected,
     StockUpdate,
     TransientError,
     WriteMode,
 )
 from sync_worker import retrying
 from sync_worker.domain.events import ChannelObserved, ReclaimSettled
-from sync_worker.metrics import Metrics
-from sync_worker.publishing import MAX_DEFERRALS, OnDeadLetter, Publisher
+from sync_worker.metrics import CONNECTOR_ERROR_KINDS, PUSH_RESULTS, Metrics
+from sync_worker.publishing import MAX_DEFERRALS, OnDeadLetter, Publisher, error_kind
 from sync_worker.retrying import ATTEMPTS
 from tests.unit.publisher_support import ROOM, SKU, change, until
 
@@ -134,6 +137,18 @@ class Rig:
     def circuit(self, channel: str = ROOM) -> float | None:
         labels = {"channel": channel}
         return self.metrics.registry.get_sample_value("stockcast_connector_circuit_open", labels)
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        labels.setdefault("connector", Scripted.platform)
+        return self.metrics.registry.get_sample_value(name, labels)
+
+    def errors(self) -> dict[str, float | None]:
+        """Failed attempts by kind."""
+        name = "stockcast_connector_errors_total"
+        return {kind: self.sample(name, kind=kind) for kind in CONNECTOR_ERROR_KINDS}
+
+    def retries(self) -> float | None:
+        return self.sample("stockcast_connector_retries_total")
 
 
 MakeRig = Callable[..., Awaitable[Rig]]
@@ -510,3 +525,114 @@ async def test_a_failed_read_back_round_is_followed_by_the_next(make_rig: MakeRi
 
     assert not connector.read_errors  # both failing rounds came and went
     assert rig.observed[0].displayed == 6
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def no_errors(**counts: float) -> dict[str, float]:
+    """Every error kind at 0 but those given."""
+    return {kind: float(counts.get(kind, 0)) for kind in CONNECTOR_ERROR_KINDS}
+
+
+async def test_every_connector_and_channel_series_exists_at_zero_before_any_write(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig([(ROOM, Scripted()), (OTHER_ROOM, OtherPlatform())])
+
+    for platform in (Scripted.platform, OtherPlatform.platform):
+        for result in PUSH_RESULTS:
+            assert rig.pushes(result, platform) == 0
+            assert rig.sample("stockcast_pushes_total", connector=platform, result=result) == 0
+        for kind in CONNECTOR_ERROR_KINDS:
+            name = "stockcast_connector_errors_total"
+            assert rig.sample(name, connector=platform, kind=kind) == 0
+        assert rig.sample("stockcast_connector_retries_total", connector=platform) == 0
+        assert rig.sample("stockcast_push_latency_seconds_count", connector=platform) == 0
+        assert rig.sample("stockcast_rate_limit_waits_seconds_total", connector=platform) == 0
+    assert (rig.circuit(ROOM), rig.circuit(OTHER_ROOM)) == (0, 0)
+
+
+async def test_each_failed_attempt_counts_by_kind_and_each_retry_once(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, TransientError("503"), RateLimited("429", retry_after=0.0))
+
+    rig.publisher.offer(change(1, delta=7, quota=7))
+    await until(lambda: len(connector.landed) == 1)
+
+    assert rig.errors() == no_errors(transient=1, rate_limited=1)
+    assert rig.retries() == 2
+    assert rig.pushes("ok") == 1
+
+
+async def test_errors_that_are_not_retried_count_once_and_no_retry(make_rig: MakeRig) -> None:
+    rig = await make_rig(max_deferrals=0)
+    connector = rig.connectors[ROOM]
+    connector.fail("a", Rejected("unknown listing"))
+    connector.fail("b", QuotaExhausted("daily quota spent", reset_after=RESET_AFTER_S))
+    connector.fail("c", RuntimeError("connector bug"))
+
+    for sku in ("a", "b", "c"):
+        rig.publisher.offer(change(1, delta=1, quota=1, sku=sku))
+    await until(lambda: len(connector.landed) == 1 and len(rig.dead) == 1)
+
+    assert rig.errors() == no_errors(rejected=1, quota_exhausted=1, contract=1)
+    assert rig.retries() == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (RateLimited("429", retry_after=1.0), "rate_limited"),
+        (QuotaExhausted("spent", reset_after=1.0), "quota_exhausted"),
+        (TransientError("503"), "transient"),
+        (Rejected("400"), "rejected"),
+        (ConnectorError("an SDK error of no finer kind"), "transient"),
+        (KeyError("bug"), "contract"),
+    ],
+)
+def test_an_error_kind_is_the_sdk_error_raised(error: Exception, kind: str) -> None:
+    assert error_kind(error) == kind
+
+
+async def test_push_latency_counts_from_the_decision_not_the_cause_event(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    decided = time.time() - 1000.0  # the change's cause is from 2023 (see ``change``)
+
+    rig.publisher.offer(change(1, delta=7, quota=7), decided=decided)
+    await until(lambda: rig.pushes("ok") == 1)
+
+    latency = rig.sample("stockcast_push_latency_seconds_sum")
+    assert latency is not None
+    assert 1000.0 <= latency < 1_000_000.0
+
+
+async def test_a_coalesced_write_is_timed_from_its_oldest_decision(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    connector = rig.connectors[ROOM]
+    connector.fail(SKU, *transient(ATTEMPTS))  # the first round fails: the rest queue behind
+    now = time.time()
+
+    rig.publisher.offer(change(1, delta=1, quota=1), decided=now - 3000.0)
+    await until(lambda: rig.pushes("deferred") == 1)
+    rig.publisher.offer(change(2, delta=1, quota=2), decided=now - 2000.0)
+    rig.publisher.offer(change(3, delta=1, quota=3), decided=now - 1000.0)
+    await until(lambda: rig.pushes("ok") == 2)
+
+    latency = rig.sample("stockcast_push_latency_seconds_sum")
+    assert latency is not None
+    assert 3000.0 + 2000.0 <= latency < 3000.0 + 2000.0 + 1000.0
+
+
+async def test_without_a_decision_time_latency_counts_from_the_offer(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+
+    rig.publisher.offer(change(1, delta=7, quota=7))
+    await until(lambda: rig.pushes("ok") == 1)
+
+    latency = rig.sample("stockcast_push_latency_seconds_sum")
+    assert latency is not None
+    assert latency < 1_000_000.0  # not since the cause event's time, in 2023
