@@ -30,7 +30,7 @@ from connectors.base import (
     InboundConnector,
     StockUpdate,
 )
-from sync_worker.config import KafkaSettings, Settings
+from sync_worker.config import Settings
 from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies, decide
 from sync_worker.domain.events import ChannelObserved, OrderLinePlaced, ReclaimSettled
@@ -42,6 +42,7 @@ from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.alert_service import AlertService
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import InboundService, accept_into
+from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.pace import SessionPace
 from sync_worker.streaming.partition_gauges import PartitionGauges
 from sync_worker.streaming.payment_service import PaymentService
@@ -273,24 +274,6 @@ def _inbound_service(
         dead_letter=dead_letter,
         concurrency=settings.worker.hydrate_concurrency,
     )
-
-
-def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """The same brokers and credentials as faust's, for a plain aiokafka client."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.security_protocol.endswith("SSL"):
-        options["ssl_context"] = ssl.create_default_context()
-    if kafka.security_protocol.startswith("SASL"):
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        options.update(
-            sasl_mechanism=kafka.sasl_mechanism,
-            sasl_plain_username=kafka.sasl_username or "",
-            sasl_plain_password=password,
-        )
-    return options
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:

@@ -17,14 +17,13 @@ from aiokafka.partitioner import DefaultPartitioner
 from sync_worker.config import KafkaSettings
 from sync_worker.domain.events import SkuEvent
 from sync_worker.streaming import codecs
+from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.names import TopicNames
 
 
 async def send_events(kafka: KafkaSettings, topics: TopicNames, events: Sequence[SkuEvent]) -> None:
     """Send ``events`` in order and wait until the broker has them all."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **kafka_client_options(kafka))
     await producer.start()
     try:
         for event in events:
@@ -41,7 +40,7 @@ async def read_audit(kafka: KafkaSettings, topics: TopicNames, sku: str) -> list
     partitions = await _partitions(kafka, topics.audit)
     if not partitions:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka_client_options(kafka))
     await consumer.start()
     try:
         key = sku.encode()
@@ -64,7 +63,7 @@ async def read_audit(kafka: KafkaSettings, topics: TopicNames, sku: str) -> list
 
 async def _partitions(kafka: KafkaSettings, topic: str) -> list[int]:
     """The topic's partitions; none when it does not exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_options(kafka))
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])

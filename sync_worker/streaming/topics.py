@@ -13,12 +13,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from sync_worker.config import KafkaSettings
+from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.names import TopicNames
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
     """Create any missing topic of ``topics``; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_options(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
