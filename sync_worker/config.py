@@ -76,6 +76,12 @@ class WorkerSettings(_Frozen):
     redelivers); below every platform's own timeout (Kuaishou 3 s, Shopify 5 s)."""
     hydrate_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     """Notifications hydrated at once (each may call the platform's order API)."""
+    batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """SKU events the ledger takes from a poll at most, decided as one batch (each SKU's
+    position written once per batch): the fast path of docs/performance.md."""
+    batch_wait_ms: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    """How long the ledger waits for a batch to fill before deciding what it has: the
+    latency it may add to a lone order when the stream is quiet."""
 
 
 class LedgerSettings(_Frozen):

@@ -11,6 +11,7 @@ serves; the gauges that summarise state are refreshed by services beside the age
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import ssl
 import time
@@ -32,8 +33,8 @@ from connectors.base import (
 )
 from sync_worker.config import Settings
 from sync_worker.domain import allocation, ledger, orders
-from sync_worker.domain.decide import Decided, Policies, decide
-from sync_worker.domain.events import ChannelObserved, OrderLinePlaced, ReclaimSettled
+from sync_worker.domain.decide import Decided, Policies
+from sync_worker.domain.events import ChannelObserved, OrderLinePlaced, ReclaimSettled, SkuEvent
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics, channel_label
 from sync_worker.notify import Notifier
@@ -43,6 +44,7 @@ from sync_worker.streaming.alert_service import AlertService
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.streaming.kafka_clients import kafka_client_options
+from sync_worker.streaming.ledger_batch import decide_batch
 from sync_worker.streaming.pace import SessionPace
 from sync_worker.streaming.partition_gauges import PartitionGauges
 from sync_worker.streaming.payment_service import PaymentService
@@ -396,51 +398,53 @@ def create_app(
     table.on_recover(reload_stock_gauges)
 
     async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
+        # A batch per poll (faust acks it only after this loop body ran); every SKU's
+        # position is written once per batch, before anything of the batch is emitted.
+        batched = cast(faust.Stream[bytes], stream)
+        batches = batched.take_events(
+            settings.worker.batch_max, within=settings.worker.batch_wait_ms / 1000
+        )
+
+        def processing(sources: Sequence[faust.EventT[bytes]], index: int) -> None:
+            # A batch has no current event, and faust tables take the store and the
+            # changelog partition of a key from it: the key's own event's partition.
+            batched._set_current_event(sources[index])
+
+        async for batch in batches:
+            decoded: list[tuple[int, SkuEvent]] = []
+            sources: list[faust.EventT[bytes]] = []
+            for event in batch:
+                try:
+                    sku_event = decoder.decode(event.key, event.value)
+                except codecs.InvalidEvent as invalid:
+                    await dead_letter_of(event, invalid.reason, invalid.detail)
+                    continue
+                metrics.sku_events.labels(sku_event.type).inc()
+                if isinstance(sku_event, OrderLinePlaced):
+                    metrics.order_lines_received.labels(
+                        channel_label(sku_event.channel, configured)
+                    ).inc()
+                decoded.append((event.message.offset, sku_event))
+                sources.append(event)
+            # Synchronous: the stream's background reader, which fills the next batch
+            # through the same attribute, never sees the events set here.
+            reading = batched.current_event
             try:
-                sku_event = decoder.decode(event.key, event.value)
-            except codecs.InvalidEvent as invalid:
-                await dead_letter_of(event, invalid.reason, invalid.detail)
-                continue
-            metrics.sku_events.labels(sku_event.type).inc()
-            if isinstance(sku_event, OrderLinePlaced):
-                metrics.order_lines_received.labels(
-                    channel_label(sku_event.channel, configured)
-                ).inc()
-            position_key = state.position_key(sku_event.sku)
-            record_key = state.record_key(sku_event)
-            stored_position, stored_record = table.get(position_key), table.get(record_key)
-            position = (
-                state.decode_position(stored_position)
-                if stored_position
-                else SkuPosition(sku_event.sku)
-            )
-            record = state.decode_record(stored_record) if stored_record else None
-            slot = ledger.buyer_slot(position, record, sku_event)
-            buyer_key = state.buyer_key(sku_event.sku, *slot) if slot is not None else None
-            stored_buyer = table.get(buyer_key) if buyer_key is not None else None
-            decided = decide(
-                message.offset,
-                position,
-                record,
-                sku_event,
-                policies,
-                state.decode_buyer(stored_buyer) if stored_buyer else None,
-            )
-            step = decided.step
-            # Record, buyer, position, in this order: see domain.replay for why.
-            if step.record is not None:
-                table[record_key] = state.encode(step.record)
-            if step.buyer is not None and buyer_key is not None:
-                table[buyer_key] = state.encode(step.buyer)
-            table[position_key] = state.encode(step.position)
-            await outputs.emit(sku_event.sku.encode(), decided)
-            pace.observe(sku_event, position, decided)
-            stock_gauges.observe(sku_event, position, step.position)
-            for alert in decided.alerts:
-                metrics.alerts_fired.labels(alert.level.value).inc()
-                await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
+                stepped_batch = decide_batch(
+                    table, decoded, policies, functools.partial(processing, sources)
+                )
+            finally:
+                batched._set_current_event(reading)
+            for stepped in stepped_batch:
+                sku_event, decided = stepped.event, stepped.decided
+                await outputs.emit(sku_event.sku.encode(), decided)
+                pace.observe(sku_event, stepped.before, decided)
+                stock_gauges.observe(sku_event, stepped.before, decided.step.position)
+                for alert in decided.alerts:
+                    metrics.alerts_fired.labels(alert.level.value).inc()
+                    await side.send_and_wait(
+                        topics.alerts, alert.sku.encode(), codecs.encode(alert)
+                    )
 
     app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
 
