@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class PolicyKind(StrEnum):
@@ -302,6 +303,10 @@ def reallocate(
     ``sellable`` is the ledger's, after the event. Returns the new allocation and the
     changes to push, in version order.
     """
+    if not allocation.channels and not policy.channels and policy.kind is not PolicyKind.STATIC:
+        # No channel holds or wants quota (a SKU sold outside any configured channel): the
+        # plan would change nothing. STATIC is planned regardless: it stamps its refresh.
+        return allocation, ()
     plan = _Plan(allocation, policy, now_ms, caps)
     plan.account(cause)
     # Events naming a channel nobody configured move nothing (the pool covers its sales).
@@ -320,8 +325,7 @@ def reallocate(
 # --- the working state of one reallocation ----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
+class _Target(NamedTuple):  # a tuple: several are built per reallocation
     want: int
     refill_below: int
     """Top up only when the quota is below this: fewer, larger pushes."""
@@ -338,7 +342,10 @@ class _Plan:
         self.caps = caps
         self.quotas = {quota.channel: quota for quota in allocation.channels}
         for rule in policy.channels:
-            self.quotas.setdefault(rule.channel, ChannelQuota(rule.channel, rate_at_ms=now_ms))
+            if rule.channel not in self.quotas:  # a first quota only where none is held
+                self.quotas[rule.channel] = ChannelQuota(rule.channel, rate_at_ms=now_ms)
+        self.names = sorted(self.quotas)
+        """The channels in name order (the plan adds and drops none)."""
         self.policy = policy
         self.now_ms = now_ms
         self.version = allocation.version
@@ -351,7 +358,7 @@ class _Plan:
         unsold units beyond the policy's want return to the pool."""
 
     def result(self) -> tuple[Allocation, tuple[QuotaChange, ...]]:
-        channels = tuple(self.quotas[name] for name in sorted(self.quotas))
+        channels = tuple(self.quotas[name] for name in self.names)
         return Allocation(channels, self.version, self.refreshed_ms), tuple(self.changes)
 
     # accounting
@@ -488,6 +495,8 @@ class _Plan:
         a reclaim in flight on a channel that has sold its units since (reclaiming > out)
         takes nothing more off display, so it must not count for the others."""
         excess = sum(quota.quota for quota in self.quotas.values()) - sellable
+        if excess <= 0:  # the usual case: skip ordering the channels
+            return
         order = sorted(self.quotas, key=lambda c: (self.quotas[c].isolated, self.rate(c), c))
         for channel in order:
             if excess <= 0:
@@ -500,11 +509,11 @@ class _Plan:
         """No cap group shows more than it has left: the excess is reclaimed at once,
         slowest rooms first. A session that sold its cap shows 0 everywhere."""
         for group in self.caps:
-            members = sorted(
-                (c for c in group.channels if c in self.quotas),
-                key=lambda c: (self.rate(c), c),
-            )
+            members = [c for c in group.channels if c in self.quotas]
             excess = sum(self.quotas[c].quota for c in members) - max(0, group.remaining)
+            if excess <= 0:  # the usual case: skip ordering the rooms
+                continue
+            members.sort(key=lambda c: (self.rate(c), c))
             for channel in members:
                 if excess <= 0:
                     break
@@ -542,13 +551,15 @@ class _Plan:
                 self.reclaim(channel, quota.quota)
         self.fit(sellable)
         self.cap()
-        for channel in sorted(self.quotas):
+        for channel in self.names:
             quota = self.quotas[channel]
+            if not quota.claim or quota.delisted:
+                continue
             give = min(quota.claim, self.room(channel, sellable))
-            if quota.claim and not quota.delisted and give > 0:
+            if give > 0:
                 self.grant(channel, give)
                 self.quotas[channel] = replace(self.quotas[channel], claim=quota.claim - give)
-        for channel in sorted(self.quotas):  # flash sales owed units, as stock allows
+        for channel in self.names:  # flash sales owed units, as stock allows
             quota = self.quotas[channel]
             if quota.isolated and not quota.delisted and quota.quota < quota.carved:
                 give = min(quota.carved - quota.quota, self.room(channel, sellable))

@@ -15,7 +15,7 @@ from sync_worker.domain import alerts, allocation, events, ledger, replay
 from sync_worker.domain.allocation import AllocationPolicy
 from sync_worker.domain.position import SkuPosition
 from sync_worker.domain.records import BuyerRecord, Record
-from sync_worker.domain.sessions import SkuSession, carve
+from sync_worker.domain.sessions import SkuSession, carve, with_hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +49,28 @@ def decide(
     buyer: BuyerRecord | None = None,
 ) -> Decided:
     """Apply the event at ``seq`` once to the books, the quotas and the alerts."""
-    applied = replay.apply_at(seq, position, record, event, policies.ledger, buyer)
-    step = applied.step
-    if applied.replayed:
+    if seq <= position.seq:  # applied before (see ``domain.replay``): restate it
+        step = replay.apply_at(seq, position, record, event, policies.ledger, buyer).step
         # Alerts of this very event may not have left before a crash: say them again.
         return Decided(step, True, alerts=_restated_alerts(seq, position, event))
+    new = replay.stamped(seq, position, record, event, policies.ledger, buyer)
+    step = new.step
     # An allocation event is new unless its record was written by an earlier event.
     fresh = record is None or record.seq == seq
     cause = cause_of(event, position, step, fresh=fresh)
-    quota_events: tuple[events.StockQuotaChanged, ...] = ()
     after = step.position
+    # Read once: the quotas, the caps and the alerts all measure against it.
+    sellable = after.sellable
+    quotas = after.allocation
+    quota_events: tuple[events.StockQuotaChanged, ...] = ()
     if cause is not None:
-        moved, changes = allocation.reallocate(
-            after.allocation,
-            after.sellable,
+        quotas, changes = allocation.reallocate(
+            quotas,
+            sellable,
             cause,
             policies.allocation_for(event.sku),
             event.event_time_ms,
-            caps=cap_groups(after),
+            caps=_cap_groups(after.sessions, sellable),
         )
         quota_events = tuple(
             events.StockQuotaChanged(
@@ -80,16 +84,23 @@ def decide(
             )
             for change in changes
         )
-        after = replace(after, allocation=moved)
-    after, raised = _assess_alerts(seq, after, event)
-    return Decided(replace(step, position=after), False, quota_events, raised)
+    held, raised = _assess_alerts(seq, after.sessions, sellable, event)
+    # The ledger's position and step are rebuilt once, with the quotas, the alert state
+    # and the stamps ``replay.apply_at`` would put on them.
+    after = replace(after, seq=seq, allocation=quotas, sessions=held)
+    step = replace(step, position=after, record=new.record, buyer=new.buyer)
+    return Decided(step, False, quota_events, raised)
 
 
 def cap_groups(position: SkuPosition) -> tuple[allocation.CapGroup, ...]:
     """Each capped session's rooms may show no more than the session has left to sell."""
+    return _cap_groups(position.sessions, position.sellable)
+
+
+def _cap_groups(held: tuple[SkuSession, ...], sellable: int) -> tuple[allocation.CapGroup, ...]:
     return tuple(
-        allocation.CapGroup(frozenset(s.channels), s.remaining(position.sellable))
-        for s in position.sessions
+        allocation.CapGroup(frozenset(s.channels), s.remaining(sellable))
+        for s in held
         if s.cap is not None
     )
 
@@ -135,25 +146,35 @@ def cause_of(
 
 
 def _assess_alerts(
-    seq: int, position: SkuPosition, event: events.SkuEvent
-) -> tuple[SkuPosition, tuple[events.AlertRaised, ...]]:
+    seq: int, held: tuple[SkuSession, ...], sellable: int, event: events.SkuEvent
+) -> tuple[tuple[SkuSession, ...], tuple[events.AlertRaised, ...]]:
+    """The sessions' holds with their alert state after the event, and the alerts fired."""
     raised: list[events.AlertRaised] = []
-    for session in position.sessions:
-        remaining = session.remaining(position.sellable)
+    for session in held:
+        remaining = session.remaining(sellable)
         baseline = session.baseline or remaining  # opened before any stock: the first stock
         fired, firing = alerts.assess(session.alerts_fired, remaining, baseline, session.thresholds)
         if firing:
             raised += (_alert(seq, session, level, remaining, baseline, event) for level in firing)
-        updated = replace(
-            session,
-            baseline=baseline,
-            alerts_fired=fired,
-            alerts_seq=seq if firing else session.alerts_seq,
-            alerts_last=len(firing) if firing else session.alerts_last,
-        )
-        if updated != session:
-            position = position.with_session(updated)
-    return position, tuple(raised)
+        alerts_seq = seq if firing else session.alerts_seq
+        alerts_last = len(firing) if firing else session.alerts_last
+        state = (baseline, fired, alerts_seq, alerts_last)
+        # Most events change no session's alert state: build a hold only when one does.
+        if state != (
+            session.baseline,
+            session.alerts_fired,
+            session.alerts_seq,
+            session.alerts_last,
+        ):
+            updated = replace(
+                session,
+                baseline=baseline,
+                alerts_fired=fired,
+                alerts_seq=alerts_seq,
+                alerts_last=alerts_last,
+            )
+            held = with_hold(held, updated)
+    return held, tuple(raised)
 
 
 def _restated_alerts(

@@ -605,10 +605,14 @@ def line_key(platform: str, order_id: str, line_id: str) -> str:
     return f"{len(platform)}:{platform}{len(order_id)}:{order_id}{len(line_id)}:{line_id}"
 
 
+_LINE_IDENTITY = tuple(f.name for f in fields(_OrderLineEvent))
+"""Looked up once: ``fields()`` is slow, and every placement's answer needs these."""
+
+
 def line_identity(event: _OrderLineEvent) -> dict[str, Any]:
     """The fields that say which order line an event is about (and which event it is),
     to build an answer or a follow-up event about the same line."""
-    return {f.name: getattr(event, f.name) for f in fields(_OrderLineEvent)}
+    return {name: getattr(event, name) for name in _LINE_IDENTITY}
 
 
 def type_name(event_class: type[Any]) -> str:

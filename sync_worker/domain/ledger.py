@@ -15,6 +15,7 @@ counts, adjustments, transfers, shipments and inspected returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sync_worker.domain import sessions
 from sync_worker.domain.events import (
@@ -188,14 +189,23 @@ def _place(
         session_id=session.session_id if session is not None else None,
         buyer=sessions.buyer_identity(event.platform, event.buyer_id) if limited else None,
     )
-    moved = replace(position, committed=position.committed + left)
+    held = position.sessions
     if session is not None:
-        moved = moved.with_session(session.with_sold(left))
-    step = _changed(position, moved, accepted, event, _actor(event), "order_line.placed")
-    return replace(
-        step,
-        decision=decision_for(step.position, event, Outcome.ACCEPTED),
-        oversold_units=max(0, step.position.oversold - position.oversold),
+        held = sessions.with_hold(held, session.with_sold(left))
+    # Built once, version counted (see ``_changed``): each rebuild of a frozen position
+    # costs about as much as the checks above.
+    moved = replace(
+        position, committed=position.committed + left, sessions=held, version=position.version + 1
+    )
+    return _changed(
+        position,
+        moved,
+        accepted,
+        event,
+        _actor(event),
+        "order_line.placed",
+        decision=decision_for(moved, event, Outcome.ACCEPTED),
+        oversold_units=max(0, moved.oversold - position.oversold),
         buyer=BuyerRecord(units=bought + left) if limited else None,
     )
 
@@ -210,13 +220,14 @@ def _reject(
         paid=bool(line and line.paid),
         shipments=line.shipments if line is not None else (),  # a redelivered part stays applied
     )
+    identity = line_identity(event)
     # A line its platform cancelled already (cancel before place) needs no request.
     cancellation = (
         None
         if reason is RejectReason.ALREADY_CANCELLED
-        else CancellationRequested(**line_identity(event), reason=reason)
+        else CancellationRequested(**identity, reason=reason)
     )
-    decision = decision_for(position, event, Outcome.REJECTED, reason)
+    decision = _decision(identity, position, event, Outcome.REJECTED, reason)
     return Step(position, rejected, decision, cancellation=cancellation)
 
 
@@ -228,8 +239,19 @@ def decision_for(
     original: Outcome | None = None,
 ) -> OrderLineDecided:
     """The answer to a placement, taken against ``position``."""
+    return _decision(line_identity(event), position, event, outcome, reason, original)
+
+
+def _decision(
+    identity: dict[str, Any],
+    position: SkuPosition,
+    event: OrderLinePlaced,
+    outcome: Outcome,
+    reason: RejectReason | None = None,
+    original: Outcome | None = None,
+) -> OrderLineDecided:
     return OrderLineDecided(
-        **line_identity(event),
+        **identity,
         quantity=event.quantity,
         outcome=outcome,
         reason=reason,
@@ -278,15 +300,23 @@ def _cancel(
         return Step(position, line)  # rejected, cancelled already, or shipped: nothing held
     if event.reason == UNPAID_TIMEOUT and line.paid:
         return Step(position, line)  # the payment beat the clock
-    released = replace(position, committed=position.committed - line.quantity)
     session = position.session(line.session_id) if line.session_id is not None else None
+    held = position.sessions
     if session is not None:  # the session's cap (and the buyer's limit) get the units back
-        released = released.with_session(session.with_sold(-line.quantity))
+        held = sessions.with_hold(held, session.with_sold(-line.quantity))
+    released = replace(
+        position,
+        committed=position.committed - line.quantity,
+        sessions=held,
+        version=position.version + 1,
+    )
     cancelled = replace(line, status=LineStatus.CANCELLED, quantity=0)
-    step = _changed(position, released, cancelled, event, _actor(event), event.reason)
-    if buyer is None or line.buyer is None:
-        return step
-    return replace(step, buyer=BuyerRecord(units=max(0, buyer.units - line.quantity)))
+    holding = None
+    if buyer is not None and line.buyer is not None:
+        holding = BuyerRecord(units=max(0, buyer.units - line.quantity))
+    return _changed(
+        position, released, cancelled, event, _actor(event), event.reason, buyer=holding
+    )
 
 
 def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> Step:
@@ -303,7 +333,7 @@ def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> S
             shipped=line.shipped + event.quantity,
             shipments=(*line.shipments, event.event_id),
         )
-        return _changed(position, moved, early, event, _actor(event), "shipped")
+        return _changed(position, _counted(moved, position), early, event, _actor(event), "shipped")
     holds = line.status in HOLDS_STOCK
     released = min(event.quantity, line.quantity) if holds else 0
     moved = _take_out(position, event.warehouse, event.quantity, released)
@@ -314,7 +344,7 @@ def _ship(position: SkuPosition, line: LineRecord, event: OrderLineShipped) -> S
         quantity=remaining,
         shipments=(*line.shipments, event.event_id),
     )
-    return _changed(position, moved, shipped, event, _actor(event), "shipped")
+    return _changed(position, _counted(moved, position), shipped, event, _actor(event), "shipped")
 
 
 def _take_out(position: SkuPosition, warehouse: str, units: int, released: int) -> SkuPosition:
@@ -343,7 +373,7 @@ def _receive_return(
     moved = _implied_shipment(position, line, event.warehouse, event.quantity)
     stock = moved.warehouse(event.warehouse)
     pending = replace(stock, returns_pending=stock.returns_pending + event.quantity)
-    moved = moved.with_warehouse(event.warehouse, pending)
+    moved = _counted(moved.with_warehouse(event.warehouse, pending), position)
     returned = replace(line, status=LineStatus.RETURN_PENDING, quantity=0)
     return _changed(position, moved, returned, event, _actor(event), "return_received")
 
@@ -360,7 +390,7 @@ def _inspect_return(
     stock = replace(stock, on_hand=stock.on_hand + event.quantity)
     if event.result is InspectionResult.DAMAGED:
         stock = replace(stock, unavailable=stock.unavailable + event.quantity)
-    moved = moved.with_warehouse(event.warehouse, stock)
+    moved = _counted(moved.with_warehouse(event.warehouse, stock), position)
     inspected = replace(line, status=LineStatus.RETURNED, quantity=0)
     reason = f"return_{event.result.value}"
     return _changed(position, moved, inspected, event, _actor(event), reason)
@@ -409,6 +439,7 @@ def _move_stock(position: SkuPosition, event: StockEvent, policy: LedgerPolicy) 
         moved = moved.with_warehouse(event.warehouse, stock)
     if moved == position:  # e.g. a count that confirms the books: nothing to announce
         return Step(position, MovementRecord())
+    moved = _counted(moved, position)
     return _changed(position, moved, MovementRecord(), event, event.actor, reason)
 
 
@@ -431,6 +462,11 @@ def _close_batch(
 # --- emitting a change ------------------------------------------------------------------
 
 
+def _counted(after: SkuPosition, before: SkuPosition) -> SkuPosition:
+    """``after`` as the next version of ``before``."""
+    return replace(after, version=before.version + 1)
+
+
 def _changed(
     before: SkuPosition,
     after: SkuPosition,
@@ -438,17 +474,24 @@ def _changed(
     event: SkuEvent,
     actor: str,
     reason: str,
+    *,
+    decision: OrderLineDecided | None = None,
+    oversold_units: int = 0,
+    buyer: BuyerRecord | None = None,
 ) -> Step:
-    after = replace(after, version=before.version + 1)
+    """The step of an event that changed the books from ``before`` to ``after``, whose
+    version is already the next one: the position is built once per step (callers with
+    the books in several pieces finish with ``_counted``)."""
+    quantities = after.quantities()  # each walks the warehouses; read both only once
     level = StockLevelChanged(
         sku=after.sku,
-        on_hand=after.on_hand,
-        committed=after.committed,
-        safety_reserve=after.safety_reserve,
-        unavailable=after.unavailable,
-        returns_pending=after.returns_pending,
-        incoming=after.incoming_units,
-        sellable=after.sellable,
+        on_hand=quantities["on_hand"],
+        committed=quantities["committed"],
+        safety_reserve=quantities["safety_reserve"],
+        unavailable=quantities["unavailable"],
+        returns_pending=quantities["returns_pending"],
+        incoming=quantities["incoming"],
+        sellable=quantities["sellable"],
         version=after.version,
         cause_event_id=event.event_id,
         event_time_ms=event.event_time_ms,
@@ -460,8 +503,16 @@ def _changed(
         actor=actor,
         reason=reason,
         before=before.quantities(),
-        after=after.quantities(),
+        after=quantities,
         version=after.version,
         event_time_ms=event.event_time_ms,
     )
-    return Step(after, record, level=level, audit=audit)
+    return Step(
+        after,
+        record,
+        decision,
+        level=level,
+        audit=audit,
+        oversold_units=oversold_units,
+        buyer=buyer,
+    )

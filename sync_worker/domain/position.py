@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from math import ceil
 
 from sync_worker.domain.allocation import Allocation
-from sync_worker.domain.sessions import SkuSession
+from sync_worker.domain.sessions import SkuSession, with_hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +75,11 @@ class SkuPosition:
         return None
 
     def with_session(self, session: SkuSession) -> SkuPosition:
-        others = tuple(s for s in self.sessions if s.session_id != session.session_id)
-        return replace(self, sessions=(*others, session))
+        return replace(self, sessions=with_hold(self.sessions, session))
+
+    # Every quantity is derived from the warehouses on each read (nothing is cached in the
+    # position: its fields are its stored form). The reads below each walk the warehouses
+    # once; ``quantities()`` walks them once for all.
 
     @property
     def on_hand(self) -> int:
@@ -100,8 +103,7 @@ class SkuPosition:
 
     @property
     def sellable(self) -> int:
-        free = self.on_hand - self.committed - self.safety_reserve - self.unavailable
-        return max(0, free)
+        return max(0, self._committable() - self.committed)
 
     @property
     def transferable(self) -> int:
@@ -112,7 +114,15 @@ class SkuPosition:
     @property
     def oversold(self) -> int:
         """Units committed beyond what can be sold; the ledger never accepts into this."""
-        return max(0, self.committed - (self.on_hand - self.safety_reserve - self.unavailable))
+        return max(0, self.committed - self._committable())
+
+    def _committable(self) -> int:
+        """What commitments may take: on hand less the reserve and the unavailable units."""
+        on_hand = unavailable = 0
+        for _, stock in self.warehouses:
+            on_hand += stock.on_hand
+            unavailable += stock.unavailable
+        return on_hand - self.reserve.of(on_hand) - unavailable
 
     def warehouse(self, name: str) -> WarehouseStock:
         for warehouse, stock in self.warehouses:
@@ -126,13 +136,20 @@ class SkuPosition:
 
     def quantities(self) -> dict[str, int]:
         """Every quantity state by name, as shown to people and in audit records."""
+        on_hand = unavailable = returns_pending = 0
+        for _, stock in self.warehouses:
+            on_hand += stock.on_hand
+            unavailable += stock.unavailable
+            returns_pending += stock.returns_pending
+        reserve = self.reserve.of(on_hand)
+        sellable = max(0, on_hand - self.committed - reserve - unavailable)
         return {
-            "on_hand": self.on_hand,
+            "on_hand": on_hand,
             "committed": self.committed,
-            "safety_reserve": self.safety_reserve,
-            "unavailable": self.unavailable,
-            "returns_pending": self.returns_pending,
+            "safety_reserve": reserve,
+            "unavailable": unavailable,
+            "returns_pending": returns_pending,
             "incoming": self.incoming_units,
-            "sellable": self.sellable,
-            "transferable": self.transferable,
+            "sellable": sellable,
+            "transferable": sellable,
         }

@@ -22,6 +22,7 @@ cases cover it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from sync_worker.domain import ledger
 from sync_worker.domain.events import OrderLinePlaced, SkuEvent
@@ -47,6 +48,31 @@ def apply_at(
     """Apply the event at ``seq`` once, however often it is delivered."""
     if seq <= position.seq:
         return Applied(_restated(position, record, event), replayed=True)
+    new = stamped(seq, position, record, event, policy, buyer)
+    position = replace(new.step.position, seq=seq)
+    return Applied(replace(new.step, position=position, record=new.record, buyer=new.buyer), False)
+
+
+class Stamped(NamedTuple):
+    """An event not applied yet, applied: the ledger's step, and the record and buyer's
+    holding to store instead of the step's, stamped with the event's ``seq``. The
+    step's position is still to be stamped with ``seq`` too."""
+
+    step: ledger.Step
+    record: Record | None
+    buyer: BuyerRecord | None
+
+
+def stamped(
+    seq: int,
+    position: SkuPosition,
+    record: Record | None,
+    event: SkuEvent,
+    policy: ledger.LedgerPolicy = ledger.DEFAULT_POLICY,
+    buyer: BuyerRecord | None = None,
+) -> Stamped:
+    """The work of ``apply_at`` for an event with ``seq > position.seq``, leaving the step
+    to be built by the caller: ``domain.decide`` builds it once, with the quotas."""
     before = record
     if record is not None and record.seq == seq:  # written by this very event: undo it
         before = record.previous if isinstance(record, LineRecord) else None
@@ -56,21 +82,20 @@ def apply_at(
     step = ledger.apply(position, before, event, policy, buyer_before)
     # An unchanged record (a duplicate) keeps its stamp: re-stamping it would make a
     # crash right after this write look like "this event wrote it" on replay.
-    stamped = record if step.record == before else _stamp(step.record, seq, before)
+    unchanged = step.record is before or step.record == before
     held = buyer_before.units if buyer_before is not None else 0
     buyer_after = (
         None if step.buyer is None else BuyerRecord(units=step.buyer.units, seq=seq, previous=held)
     )
-    return Applied(
-        replace(step, position=replace(step.position, seq=seq), record=stamped, buyer=buyer_after),
-        False,
-    )
+    return Stamped(step, record if unchanged else _stamp(step.record, seq, before), buyer_after)
 
 
 def _stamp(record: Record | None, seq: int, before: Record | None) -> Record | None:
     """Mark ``record`` as written at ``seq``, keeping one level of history."""
     if isinstance(record, LineRecord):
-        previous = replace(before, previous=None) if isinstance(before, LineRecord) else None
+        previous = before if isinstance(before, LineRecord) else None
+        if previous is not None and previous.previous is not None:  # rebuilt only if it must
+            previous = replace(previous, previous=None)
         return replace(record, seq=seq, previous=previous)
     return None if record is None else replace(record, seq=seq)
 

@@ -64,6 +64,11 @@ class SkuSession:
         return replace(self, sold=max(0, self.sold + delta))
 
 
+def with_hold(holds: tuple[SkuSession, ...], hold: SkuSession) -> tuple[SkuSession, ...]:
+    """``holds`` with ``hold`` in place of the session's previous one, moved last."""
+    return (*(s for s in holds if s.session_id != hold.session_id), hold)
+
+
 def opened(event: SessionSkuOpened, sellable: int) -> SkuSession:
     """The session's hold as it starts, measured against the stock it finds."""
     baseline = sellable if event.cap is None else min(sellable, event.cap)
