@@ -27,9 +27,16 @@ def _redis() -> System:
     return RedisSystem()
 
 
+def _stockcast() -> System:
+    from sync_worker.bench.stockcast_system import StockcastSystem
+
+    return StockcastSystem()
+
+
 SYSTEMS: dict[str, Callable[[], System]] = {
     "floor": _floor,
     "postgres": _postgres,
     "redis": _redis,
+    "stockcast": _stockcast,
 }
 """Name -> factory, in report order."""

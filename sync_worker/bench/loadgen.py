@@ -9,15 +9,18 @@ at its time whatever the answers do, and ``concurrency`` clients take queued lin
 to ``batch`` at a time). Latency runs from the *scheduled* time, so a system that
 stalls is charged for every line that waited behind the stall, not only for the one
 that was in flight (no coordinated omission). When the oldest queued line is more
-than ``max_lag_s`` late, the system cannot keep up with the rate: the run stops (lines
-queued but not yet taken are dropped, in-flight requests are answered) and is marked
-saturated; its latencies are those of the lines decided, an underestimate. A run whose
-last answer comes more than ``max_lag_s`` after the last send time is saturated too.
+than ``max_lag_s`` late (checked as lines are queued and as clients take them, so also
+after the last send time), the system cannot keep up with the rate: the run stops
+(lines queued but not yet taken are dropped, in-flight requests are answered) and is
+marked saturated; its latencies are those of the lines decided, an underestimate. A
+run whose last answer comes more than ``max_lag_s`` after the last send time is
+saturated too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -138,25 +141,34 @@ async def open_loop(
     dropped = False
     last_answer = start
 
-    async def schedule() -> None:
+    def fell_behind() -> bool:
+        """Checked whenever a line is queued or taken, so that a system slower than the
+        rate does not work off every queued line after the last send time."""
         nonlocal dropped
+        if not dropped and queue.oldest_due(default=math.inf) < clock() - max_lag_s:
+            dropped = True
+            queue.drop()
+            queue.close()
+        return dropped
+
+    async def schedule() -> None:
         try:
             for index, offset in enumerate(send_at_s):
                 due = start + offset
                 wait = due - clock()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                if queue.oldest_due(default=due) < clock() - max_lag_s:
-                    dropped = True
-                    queue.drop()
+                if dropped:
                     return
                 queue.put(due, index)
+                if fell_behind():
+                    return
         finally:
             queue.close()
 
     async def client() -> None:
         nonlocal last_answer
-        while (due_lines := await queue.take(config.batch)) is not None:
+        while not fell_behind() and (due_lines := await queue.take(config.batch)) is not None:
             batch = [lines[index] for _, index in due_lines]
             outcomes = await decider.decide(batch, due_lines[0][0])
             done = clock()

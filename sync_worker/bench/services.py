@@ -273,7 +273,7 @@ def _server(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             user=owner.uid if owner else None,
             group=owner.gid if owner else None,
             extra_groups=[] if owner else None,
@@ -297,7 +297,7 @@ def _stop(process: subprocess.Popen[bytes], stop_signal: signal.Signals) -> None
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: the kernel kills it if the bench dies (even by SIGKILL)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -80,12 +80,12 @@ class System(ABC):
     runs on (servers, brokers, workers) and exiting stops and removes it all, also
     when the bench is interrupted.
 
-    For the stockcast full path, a subclass would start the local Kafka broker, a
-    worker subprocess and a mock live room in ``start``; ``prepare`` would create fresh
-    topics for the run, send the stock as stock events and wait until the worker has
-    applied them; ``decide`` would produce ``OrderLinePlaced`` events and await their
-    ``OrderLineDecided`` answers (and record order -> push in ``push_latencies``);
-    ``cpu_roles`` would return ``{"worker": [...], "broker": [...]}``.
+    The stockcast full path (``stockcast_system``) starts a Kafka broker, a worker
+    subprocess and a live room in ``start``; ``prepare`` gives the run SKU names of its
+    own, sends the stock as stock events and waits until the worker has applied them;
+    ``decide`` produces ``OrderLinePlaced`` events and awaits their ``OrderLineDecided``
+    answers (and ``push_latencies`` times order -> push); ``cpu_roles`` returns
+    ``{"worker": [...], "broker": [...]}``.
     """
 
     name: ClassVar[str]

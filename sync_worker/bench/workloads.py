@@ -131,6 +131,9 @@ FULL = Sizes()
 QUICK = Sizes(
     hot_lines=100_000,
     spread_lines=200_000,
+    # Every run starts on fresh books, and stockcast's worker takes each SKU's stock as an
+    # event (and pushes its first count) before the run: 10k SKUs per run would not fit.
+    spread_skus=500,
     burst_attempts=20_000,
     burst_stock=2_000,
     sweep_rates=(500, 1_000, 2_000, 4_000, 8_000),

@@ -145,6 +145,19 @@ async def test_open_loop_stops_and_says_saturated_when_the_system_falls_behind()
     assert 0 < stats.tally.decisions < 300
 
 
+async def test_open_loop_drops_the_backlog_left_after_the_last_send_once_it_is_too_late() -> None:
+    """All lines are sent within 10 ms, well inside the lag: only the clients, taking
+    lines afterwards, can see that the system fell behind."""
+    books = MemoryBooks({"a": 1_000}, delay_s=0.01)
+    send_at = [index * 0.0001 for index in range(100)]
+
+    stats = await open_loop(books, lines(100), send_at, ClientConfig(1, 1), max_lag_s=0.1)
+
+    assert stats.saturated
+    assert 0 < stats.tally.decisions < 30
+    assert stats.elapsed_s < 0.5
+
+
 async def test_a_system_answering_the_wrong_number_of_lines_breaks_the_contract() -> None:
     class Forgetful(MemoryBooks):
         async def decide(self, lines: Sequence[OrderLine], sent_at: float) -> Sequence[Outcome]:
