@@ -103,7 +103,7 @@ class Sizes:
     background_skus: int = 100
     background_margin_s: float = 1.0
     """Background before and after the burst."""
-    sweep_rates: tuple[int, ...] = (250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000)
+    sweep_rates: tuple[int, ...] = (100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000)
     sweep_seconds: float = 10.0
     duplicate_share: float = 0.01
 
@@ -136,7 +136,7 @@ QUICK = Sizes(
     spread_skus=500,
     burst_attempts=20_000,
     burst_stock=2_000,
-    sweep_rates=(500, 1_000, 2_000, 4_000, 8_000),
+    sweep_rates=(100, 250, 500, 1_000, 2_000, 4_000, 8_000),
     sweep_seconds=1.5,
 )
 
