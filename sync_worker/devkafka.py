@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -22,11 +21,13 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any, TypeVar
+
+from sync_worker.filelock import file_lock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
@@ -185,18 +186,6 @@ def java_command(config: DevKafkaConfig, node_id: int, main: str, *args: str) ->
 # --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise fetch/up/down across processes (parallel make/pytest runs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _is_fetched(libs: Path) -> bool:
     return (libs / _FETCHED_MARKER).is_file() and any(libs.glob("kafka_2.13-*.jar"))
 
@@ -210,7 +199,7 @@ def fetch(config: DevKafkaConfig) -> Path:
     libs = config.libs_dir
     if _is_fetched(libs):
         return libs
-    with _file_lock(config.cache_dir / f"{config.kafka_version}.lock"):
+    with file_lock(config.cache_dir / f"{config.kafka_version}.lock"):
         if _is_fetched(libs):
             return libs
         mvn = shutil.which("mvn")
@@ -494,7 +483,7 @@ def up(config: DevKafkaConfig, timeout: float = 90.0) -> str:
     fetch(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     (config.data_dir / _DATA_MARKER).touch()
-    with _file_lock(config.data_dir / "devkafka.lock"):
+    with file_lock(config.data_dir / "devkafka.lock"):
         started = [i for i in config.node_ids if _node_pid(config, i) is None]
         try:
             _prepare(config, started)
@@ -585,7 +574,7 @@ def start_node(config: DevKafkaConfig, node_id: int, timeout: float = 90.0) -> N
     if node_id not in config.node_ids:
         raise ValueError(f"node {node_id} not in 0..{config.brokers - 1}")
     fetch(config)
-    with _file_lock(config.data_dir / "devkafka.lock"):
+    with file_lock(config.data_dir / "devkafka.lock"):
         started = [] if _node_pid(config, node_id) is not None else [node_id]
         try:
             _prepare(config, started)

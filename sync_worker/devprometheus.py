@@ -20,14 +20,14 @@ and only as root; anyone else gets an error saying what to run.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from sync_worker.filelock import file_lock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "prometheus"
@@ -173,7 +173,7 @@ def fetch(config: DevPrometheusConfig) -> PrometheusTools:
     found = locate(config)
     if found is not None:
         return found
-    with _file_lock(config.cache_dir / "fetch.lock"):
+    with file_lock(config.cache_dir / "fetch.lock"):
         found = unpacked(config)
         if found is not None:
             return found
@@ -258,14 +258,3 @@ def _run(command: list[str], doing: str) -> str:
     if proc.returncode != 0:
         raise DevPrometheusError(f"{doing} failed (exit {proc.returncode}):\n{proc.stdout}")
     return proc.stdout
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

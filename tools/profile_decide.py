@@ -30,6 +30,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sync_worker.domain.allocation import AllocationPolicy, ChannelRule
 from sync_worker.domain.decide import Policies, decide
@@ -113,29 +114,22 @@ class Events:
         )
 
     def placed(self, line: int) -> OrderLinePlaced:
-        return OrderLinePlaced(
-            event_id=f"ev-{next(self._ids)}",
-            sku=SKU,
-            event_time_ms=next(self._clock_ms),
-            platform=PLATFORM,
-            channel=ROOMS[line % len(ROOMS)],
-            order_id=f"o-{line}",
-            line_id="1",
-            quantity=1,
-            buyer_id=f"buyer-{line}@example.com",
-        )
+        return OrderLinePlaced(**self._line(line), quantity=1, buyer_id=f"buyer-{line}@example.com")
 
     def cancelled(self, line: int) -> OrderLineCancelled:
-        return OrderLineCancelled(
-            event_id=f"ev-{next(self._ids)}",
-            sku=SKU,
-            event_time_ms=next(self._clock_ms),
-            platform=PLATFORM,
-            channel=ROOMS[line % len(ROOMS)],
-            order_id=f"o-{line}",
-            line_id="1",
-            reason="buyer_cancelled",
-        )
+        return OrderLineCancelled(**self._line(line), reason="buyer_cancelled")
+
+    def _line(self, line: int) -> dict[str, Any]:
+        """Line ``line`` of the run: its order, in one of the rooms in turn."""
+        return {
+            "event_id": f"ev-{next(self._ids)}",
+            "sku": SKU,
+            "event_time_ms": next(self._clock_ms),
+            "platform": PLATFORM,
+            "channel": ROOMS[line % len(ROOMS)],
+            "order_id": f"o-{line}",
+            "line_id": "1",
+        }
 
 
 # A scenario returns the books as set up and the events to time, fed in order.

@@ -16,7 +16,6 @@ never deadlock.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from sync_worker.bench import services
-from sync_worker.bench.system import ClientConfig, Decider, System
+from sync_worker.bench.system import ClientConfig, Decider, ServerSystem
 from sync_worker.bench.workloads import OrderLine
 from sync_worker.domain.events import Outcome
 
@@ -54,12 +53,8 @@ _OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED, Outcome.DUPLICATE)
 _RETRIES = 5
 
 
-class PostgresSystem(System):
+class PostgresSystem(ServerSystem[services.RunningPostgres]):
     name = "postgres"
-
-    def __init__(self) -> None:
-        self._servers = contextlib.ExitStack()
-        self._server: services.RunningPostgres | None = None
 
     async def start(self) -> None:
         services.ensure_installed(["postgresql"])
@@ -70,23 +65,11 @@ class PostgresSystem(System):
         finally:
             await connection.close()
 
-    async def stop(self) -> None:
-        self._servers.close()
-        self._server = None
-
     @property
     def dsn(self) -> str:
         if self._server is None:
             raise RuntimeError("PostgreSQL is not started")
         return self._server.dsn
-
-    def configs(self, quick: bool) -> Sequence[ClientConfig]:
-        if quick:
-            return tuple(ClientConfig(c, b) for c in (4, 16) for b in (1, 16))
-        return tuple(ClientConfig(c, b) for c in (1, 4, 16, 64) for b in (1, 16))
-
-    def cpu_roles(self) -> Mapping[str, Sequence[int]]:
-        return {"server": [self._server.pid]} if self._server is not None else {}
 
     @asynccontextmanager
     async def prepare(

@@ -10,7 +10,6 @@ lines is one pipeline. Both keys of a SKU share a hash tag, as Redis Cluster req
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import islice
@@ -19,7 +18,7 @@ from typing import TypeVar
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from sync_worker.bench import services
-from sync_worker.bench.system import ClientConfig, Decider, System
+from sync_worker.bench.system import ClientConfig, Decider, ServerSystem
 from sync_worker.bench.workloads import OrderLine
 from sync_worker.domain.events import Outcome
 
@@ -51,28 +50,12 @@ def seen_key(sku: str) -> str:
     return f"seen:{{{sku}}}"
 
 
-class RedisSystem(System):
+class RedisSystem(ServerSystem[services.RunningRedis]):
     name = "redis"
-
-    def __init__(self) -> None:
-        self._servers = contextlib.ExitStack()
-        self._server: services.RunningRedis | None = None
 
     async def start(self) -> None:
         services.ensure_installed(["redis-server"])
         self._server = self._servers.enter_context(services.redis())
-
-    async def stop(self) -> None:
-        self._servers.close()
-        self._server = None
-
-    def configs(self, quick: bool) -> Sequence[ClientConfig]:
-        if quick:
-            return tuple(ClientConfig(c, b) for c in (4, 16) for b in (1, 16))
-        return tuple(ClientConfig(c, b) for c in (1, 4, 16, 64) for b in (1, 16))
-
-    def cpu_roles(self) -> Mapping[str, Sequence[int]]:
-        return {"server": [self._server.pid]} if self._server is not None else {}
 
     @asynccontextmanager
     async def prepare(

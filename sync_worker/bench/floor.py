@@ -17,13 +17,11 @@ from dataclasses import replace
 from sync_worker.bench.system import ClientConfig, Decider, System
 from sync_worker.bench.workloads import OrderLine
 from sync_worker.domain.decide import Policies, decide
-from sync_worker.domain.events import OrderLinePlaced, Outcome, StockReceived
+from sync_worker.domain.events import Outcome, StockReceived
 from sync_worker.domain.position import SkuPosition
 from sync_worker.domain.records import Record
 
-PLATFORM = "bench"
 _TEMPLATE = "template-sku"
-CHANNEL = "bench-room"
 
 
 class FloorSystem(System):
@@ -75,16 +73,10 @@ class FloorBooks(Decider):
 
     def _place(self, line: OrderLine, now_ms: int) -> Outcome:
         seq = next(self._seq)
-        placed = OrderLinePlaced(
+        placed = line.placed(
             event_id=f"{line.order_id}#{seq}",  # a re-send is a new message for the same line
             sku=line.sku,
             event_time_ms=now_ms,
-            platform=PLATFORM,
-            channel=CHANNEL,
-            order_id=line.order_id,
-            line_id="1",
-            quantity=line.qty,
-            buyer_id=line.order_id,
         )
         key = (line.sku, placed.line_key)
         position = self._positions.get(line.sku) or SkuPosition(line.sku)

@@ -27,10 +27,9 @@ from sync_worker.bench.latency import Latencies
 from sync_worker.bench.stockcast_link import KafkaLink
 from sync_worker.bench.stockcast_processes import StockcastError
 from sync_worker.bench.system import Decider
-from sync_worker.bench.workloads import OrderLine
+from sync_worker.bench.workloads import CHANNEL, OrderLine
 from sync_worker.domain.events import (
     OrderLineDecided,
-    OrderLinePlaced,
     Outcome,
     RejectReason,
     StockLevelChanged,
@@ -39,8 +38,6 @@ from sync_worker.domain.events import (
 )
 from sync_worker.streaming import codecs
 
-PLATFORM = "bench"
-CHANNEL = "bench-room"
 DECISION_TIMEOUT_S = 60.0
 """How long a request may wait for its decisions before the bench gives up."""
 _LEVEL = type_name(StockLevelChanged)
@@ -87,17 +84,7 @@ class StockcastBooks(Decider):
             if line.order_id not in self._sent_at:  # not a redelivery: a buyer ordered
                 self._sent_at[line.order_id] = sent_at
                 self._link.room.sell(sku, line.qty)
-            placed = OrderLinePlaced(
-                event_id=line.order_id,
-                sku=sku,
-                event_time_ms=now_ms,
-                platform=PLATFORM,
-                channel=CHANNEL,
-                order_id=line.order_id,
-                line_id="1",
-                quantity=line.qty,
-                buyer_id=line.order_id,
-            )
+            placed = line.placed(event_id=line.order_id, sku=sku, event_time_ms=now_ms)
             deliveries.append(await self._link.send(sku, placed))
         try:
             async with asyncio.timeout(DECISION_TIMEOUT_S):

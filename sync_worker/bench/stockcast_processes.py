@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import shutil
 import signal
@@ -33,6 +32,7 @@ import aiohttp
 
 from sync_worker import devkafka
 from sync_worker.bench.services import ServiceError, die_with_parent, free_port
+from sync_worker.filelock import file_lock
 
 BENCH_DIR = devkafka.PROJECT_ROOT / "var" / "bench"
 BROKER_PORT = 29092
@@ -78,17 +78,14 @@ def bench_broker(directory: Path = BENCH_DIR) -> Iterator[RunningBroker]:
 
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(file_lock(path, wait=False))
         except BlockingIOError:
             raise StockcastError(
                 f"another `stockcast bench` owns the bench broker ({path} is locked)"
             ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 @dataclass(frozen=True, slots=True)

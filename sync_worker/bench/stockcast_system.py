@@ -25,7 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from sync_worker.bench.stockcast_books import CHANNEL, StockcastBooks
+from sync_worker.bench.stockcast_books import StockcastBooks
 from sync_worker.bench.stockcast_link import KafkaLink, kafka_link
 from sync_worker.bench.stockcast_processes import (
     RunningBroker,
@@ -37,6 +37,7 @@ from sync_worker.bench.stockcast_processes import (
 )
 from sync_worker.bench.stockcast_room import BenchRoom
 from sync_worker.bench.system import ClientConfig, Decider, System
+from sync_worker.bench.workloads import CHANNEL
 from sync_worker.streaming.names import TopicNames
 
 PARTITIONS = 4

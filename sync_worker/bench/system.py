@@ -7,18 +7,19 @@ line in ``sync_worker.bench.catalog``; nothing of the framework changes.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
 from sync_worker.bench.latency import Latencies
 from sync_worker.bench.workloads import OrderLine
 from sync_worker.domain.events import Outcome
 
-__all__ = ["ClientConfig", "Decider", "Outcome", "System"]
+__all__ = ["ClientConfig", "Decider", "Outcome", "ServerSystem", "System"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -125,3 +126,34 @@ class System(ABC):
     ) -> AbstractAsyncContextManager[Decider]:
         """Fresh books holding ``stock`` (nothing left of an earlier run: no stock, no
         order ids) and clients opened for ``config``; closed on exit."""
+
+
+class RunningServer(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+
+_Server = TypeVar("_Server", bound=RunningServer)
+
+
+class ServerSystem(System, Generic[_Server]):
+    """A baseline that runs on one server process (PostgreSQL, Redis): ``start`` enters
+    the server into ``_servers`` and keeps it as ``_server``; ``stop`` exits it. Every
+    such baseline sweeps the same client configurations and counts the server's CPU as
+    ``server``."""
+
+    def __init__(self) -> None:
+        self._servers = contextlib.ExitStack()
+        self._server: _Server | None = None
+
+    async def stop(self) -> None:
+        self._servers.close()
+        self._server = None
+
+    def configs(self, quick: bool) -> Sequence[ClientConfig]:
+        if quick:
+            return tuple(ClientConfig(c, b) for c in (4, 16) for b in (1, 16))
+        return tuple(ClientConfig(c, b) for c in (1, 4, 16, 64) for b in (1, 16))
+
+    def cpu_roles(self) -> Mapping[str, Sequence[int]]:
+        return {"server": [self._server.pid]} if self._server is not None else {}

@@ -15,12 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from sync_worker.domain.events import OrderLinePlaced
+
 HOT_SKU: Final = "hot-sku"
 SPREAD_UNIFORM: Final = "spread-uniform"
 SPREAD_ZIPF: Final = "spread-zipf"
 BURST: Final = "burst"
 RATE_SWEEP: Final = "rate-sweep"
 NAMES: Final = (HOT_SKU, SPREAD_UNIFORM, SPREAD_ZIPF, BURST, RATE_SWEEP)
+PLATFORM: Final = "bench"
+CHANNEL: Final = "bench-room"
+"""The platform and the live room every bench order comes from, in stockcast's events."""
 
 _RESEND_WINDOW = 64
 """A re-sent order id is one of the last this many lines."""
@@ -37,6 +42,21 @@ class OrderLine:
     order_id: str
     sku: str
     qty: int
+
+    def placed(self, *, event_id: str, sku: str, event_time_ms: int) -> OrderLinePlaced:
+        """The line as stockcast receives it, on ``sku`` (the system's name for the line's
+        SKU); the order id stands for the buyer too."""
+        return OrderLinePlaced(
+            event_id=event_id,
+            sku=sku,
+            event_time_ms=event_time_ms,
+            platform=PLATFORM,
+            channel=CHANNEL,
+            order_id=self.order_id,
+            line_id="1",
+            quantity=self.qty,
+            buyer_id=self.order_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

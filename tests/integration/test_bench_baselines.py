@@ -16,24 +16,11 @@ from redis.asyncio import Redis
 from sync_worker.bench import services, workloads
 from sync_worker.bench.baseline_postgres import PostgresSystem
 from sync_worker.bench.baseline_redis import RedisSystem
-from sync_worker.bench.runner import Options, Result, measure, play
+from sync_worker.bench.runner import Options, measure, play
 from sync_worker.bench.system import ClientConfig, System
-from sync_worker.bench.workloads import Sizes, Workload
+from sync_worker.bench.workloads import Workload
+from tests.bench_support import TINY, assert_sound
 
-TINY = Sizes(
-    hot_lines=300,
-    spread_lines=400,
-    spread_skus=20,
-    burst_attempts=200,
-    burst_seconds=0.2,
-    burst_stock=30,
-    background_per_s=100.0,
-    background_skus=3,
-    background_margin_s=0.1,
-    sweep_rates=(100,),
-    sweep_seconds=0.2,
-    duplicate_share=0.05,
-)
 # Budgets so large that every closed-loop run drains its lines: no timing is asserted.
 OPTIONS = Options(TINY, seed=11, quick=True, seconds=600.0, max_lag_s=600.0)
 SWEPT = (ClientConfig(1, 1), ClientConfig(8, 1), ClientConfig(8, 5))
@@ -52,16 +39,6 @@ async def system(request: pytest.FixtureRequest) -> AsyncIterator[System]:
     started.configs = lambda quick: SWEPT  # type: ignore[method-assign]
     async with started:
         yield started
-
-
-def assert_sound(result: Result) -> None:
-    for run in result.runs:
-        label = f"{result.system} {result.workload} {run.config.label}"
-        assert run.oversold_units == 0, label
-        assert run.duplicate_accepts == 0, label
-        assert run.stranded_units == 0, label
-        assert run.phantom_units == 0, label
-        assert run.duplicates_answered == run.resent, f"{label}: a re-sent id got through"
 
 
 @pytest.mark.parametrize("name", [workloads.HOT_SKU, workloads.SPREAD_ZIPF])

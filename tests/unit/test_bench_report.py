@@ -17,25 +17,12 @@ from sync_worker.bench.floor import FloorBooks
 from sync_worker.bench.loadgen import Tally
 from sync_worker.bench.runner import Options, Result, run_bench
 from sync_worker.bench.system import ClientConfig, Decider, System
-from sync_worker.bench.workloads import OrderLine, Sizes
+from sync_worker.bench.workloads import OrderLine
 from sync_worker.cli_bench import bench
 from sync_worker.domain.events import Outcome
+from tests.bench_support import TINY
 from tests.unit.test_bench_loadgen import MemoryBooks
 
-TINY = Sizes(
-    hot_lines=300,
-    spread_lines=400,
-    spread_skus=20,
-    burst_attempts=200,
-    burst_seconds=0.1,
-    burst_stock=30,
-    background_per_s=100.0,
-    background_skus=3,
-    background_margin_s=0.05,
-    sweep_rates=(200, 400),
-    sweep_seconds=0.1,
-    duplicate_share=0.05,
-)
 OPTIONS = Options(TINY, seed=3, quick=True, seconds=60.0, max_lag_s=30.0)
 
 
@@ -89,7 +76,7 @@ async def test_a_new_system_runs_every_workload_through_the_same_framework() -> 
     assert hot.best.resent > 0
     assert hot.best.duplicates_answered == hot.best.resent
     sweep = results[-1]
-    assert [run.rate for run in sweep.runs] == [200, 400][: len(sweep.runs)]
+    assert [run.rate for run in sweep.runs] == list(TINY.sweep_rates)[: len(sweep.runs)]
 
 
 async def test_the_open_loop_workloads_run_at_the_best_closed_loop_configuration() -> None:

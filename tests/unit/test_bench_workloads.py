@@ -8,21 +8,7 @@ import pytest
 
 from sync_worker.bench import workloads
 from sync_worker.bench.workloads import OrderLine, RateSweep, Sizes, Workload
-
-TINY = Sizes(
-    hot_lines=2_000,
-    spread_lines=3_000,
-    spread_skus=50,
-    burst_attempts=1_000,
-    burst_seconds=0.5,
-    burst_stock=100,
-    background_per_s=200.0,
-    background_skus=5,
-    background_margin_s=0.25,
-    sweep_rates=(100, 400),
-    sweep_seconds=0.5,
-    duplicate_share=0.05,
-)
+from tests.bench_support import TINY
 
 
 def built(name: str, seed: int = 7, sizes: Sizes = TINY) -> Workload:
