@@ -33,6 +33,7 @@ from sync_worker.notify import Notifier
 from sync_worker.streaming import codecs
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import DeadLetterSink
+from sync_worker.streaming.kafka_clients import group_consumer
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +118,7 @@ class AlertService(mode.Service):
 
     async def on_start(self) -> None:
         await self._notifier.start()
-        self._consumer = AIOKafkaConsumer(
-            self._topic,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self._consumer_options,
-        )
+        self._consumer = group_consumer(self._group_id, self._consumer_options, self._topic)
         await self._consumer.start()
         self._consuming = self.add_future(self._consume(self._consumer))
 

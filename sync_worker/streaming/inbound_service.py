@@ -38,6 +38,7 @@ from sync_worker import inbound
 from sync_worker.retrying import platform_retrying
 from sync_worker.streaming import codecs
 from sync_worker.streaming.dead_letters import DeadLetter
+from sync_worker.streaming.kafka_clients import group_consumer
 from sync_worker.web.webhooks import Accept
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,7 @@ class InboundService(mode.Service):
             acks="all", enable_idempotence=True, **self._consumer_options
         )
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            self._topic,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self._consumer_options,
-        )
+        self._consumer = group_consumer(self._group_id, self._consumer_options, self._topic)
         await self._consumer.start()
         self.add_future(self._consume(self._consumer))
 

@@ -7,7 +7,10 @@ brokers with the same credentials as faust does, so a secured cluster works ever
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer
 
 from sync_worker.config import KafkaSettings
 
@@ -28,3 +31,15 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
             sasl_plain_password=password,
         )
     return options
+
+
+def group_consumer(group_id: str, options: Mapping[str, Any], *topics: str) -> AIOKafkaConsumer:
+    """A consumer in a group of our own (faust never hears of it): offsets are committed
+    by hand once the work is done, and a new group starts at the earliest record."""
+    return AIOKafkaConsumer(
+        *topics,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **options,
+    )

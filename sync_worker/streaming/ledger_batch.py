@@ -46,7 +46,6 @@ class _Sku:
     position: SkuPosition
     last: int = -1
     """Index of the SKU's latest event in the batch."""
-    dirty: bool = False
     written: set[bytes] = field(default_factory=set)
     """Record and holding keys written since this SKU's position was last written."""
 
@@ -99,15 +98,13 @@ def decide_batch(
             table[buyer_key] = state.encode(step.buyer)
             sku.written.add(buyer_key)
         stepped.append(Stepped(event, sku.position, decided))
-        sku.position, sku.last, sku.dirty = step.position, index, True
-    for position_key, sku in skus.items():
-        if sku.dirty:
-            entering(sku.last)
-            _write_position(table, position_key, sku)
+        sku.position, sku.last = step.position, index
+    for position_key, sku in skus.items():  # each decided at least one event
+        entering(sku.last)
+        _write_position(table, position_key, sku)
     return stepped
 
 
 def _write_position(table: ByteTable, key: bytes, sku: _Sku) -> None:
     table[key] = state.encode(sku.position)
-    sku.dirty = False
     sku.written.clear()

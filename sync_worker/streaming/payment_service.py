@@ -31,6 +31,7 @@ from sync_worker.metrics import Metrics
 from sync_worker.streaming import codecs
 from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.inbound_service import DeadLetterSink, Send
+from sync_worker.streaming.kafka_clients import group_consumer
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,7 @@ class PaymentService(mode.Service):
         self._consumer: AIOKafkaConsumer | None = None
 
     async def on_start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self._consumer_options,
-        )
+        self._consumer = group_consumer(self._group_id, self._consumer_options)
         self._consumer.subscribe([self._topic], listener=_ForgetRevoked(self))
         await self._consumer.start()
         self.add_future(self._run(self._consumer))
