@@ -42,6 +42,7 @@ from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.alert_service import AlertService
 from sync_worker.streaming.dead_letters import DeadLetter
+from sync_worker.streaming.delivering_producer import DeliveringApp
 from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.ledger_batch import decide_batch
@@ -326,7 +327,7 @@ def create_app(
     and garbage-collector metrics."""
     metrics = metrics or Metrics.create(process=True)
     topics = names.TopicNames.for_prefix(settings.kafka.topic_prefix)
-    app = faust.App(settings.worker.app_id, **faust_settings(settings))
+    app = DeliveringApp(settings.worker.app_id, **faust_settings(settings))
 
     def declared_topic(name: str) -> Any:
         # Created before start by ``ensure_topics``; declared here with the same
