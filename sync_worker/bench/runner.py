@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from sync_worker.bench import catalog, workloads
@@ -134,28 +133,32 @@ async def run_bench(
     progress: Progress = lambda _: None,
     systems: Mapping[str, Callable[[], System]] = catalog.SYSTEMS,
 ) -> list[Result]:
-    """Start the systems, play each workload on each of them, stop them all."""
+    """Play each workload on each system; results in workload order, then system order.
+
+    Each system runs alone: started, played through every workload and stopped before
+    the next one starts, so nothing of one (an idle worker's read-backs, a broker, a
+    database's background writer) runs while another is measured."""
+    built: list[Workload | RateSweep] = []
+    for workload_name in workload_names:
+        progress(f"building {workload_name}")
+        built.append(workloads.build(workload_name, options.sizes, options.seed))
     results: list[Result] = []
-    async with AsyncExitStack() as stack:
-        started: list[System] = []
+    # The lines never change: keep the collector from walking them during runs, so its
+    # pauses in the load generator do not pass for a system's latency.
+    gc.collect()
+    gc.freeze()
+    try:
         for name in system_names:
             progress(f"starting {name}")
-            started.append(await stack.enter_async_context(systems[name]()))
-        for workload_name in workload_names:
-            progress(f"building {workload_name}")
-            built = workloads.build(workload_name, options.sizes, options.seed)
-            # The lines never change: keep the collector from walking them during runs,
-            # so its pauses in the load generator do not pass for a system's latency.
-            gc.collect()
-            gc.freeze()
-            try:
-                for system in started:
-                    result = await play(system, built, options, results, progress)
+            async with systems[name]() as system:
+                for workload in built:
+                    result = await play(system, workload, options, results, progress)
                     results.append(result)
                     progress(_summary(result))
-            finally:
-                gc.unfreeze()
-    return results
+    finally:
+        gc.unfreeze()
+    order = {name: index for index, name in enumerate(workload_names)}
+    return sorted(results, key=lambda result: order[result.workload])
 
 
 async def play(

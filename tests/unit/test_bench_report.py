@@ -79,6 +79,38 @@ async def test_a_new_system_runs_every_workload_through_the_same_framework() -> 
     assert [run.rate for run in sweep.runs] == list(TINY.sweep_rates)[: len(sweep.runs)]
 
 
+async def test_each_system_runs_alone_and_results_come_in_workload_order() -> None:
+    log: list[str] = []
+
+    def logging(name: str) -> type[System]:
+        class Logged(MemorySystem):
+            async def start(self) -> None:
+                log.append(f"start {name}")
+
+            async def stop(self) -> None:
+                log.append(f"stop {name}")
+
+            @asynccontextmanager
+            async def prepare(
+                self, stock: Mapping[str, int], config: ClientConfig
+            ) -> AsyncIterator[Decider]:
+                log.append(name)
+                yield MemoryBooks(stock)
+
+        Logged.name = name
+        return Logged
+
+    systems = {"a": logging("a"), "b": logging("b")}
+    results = await run_bench(["a", "b"], workloads.NAMES, OPTIONS, systems=systems)
+
+    assert log[0] == "start a"
+    assert log[-1] == "stop b"
+    assert log.index("stop a") < log.index("start b")
+    assert set(log[1 : log.index("stop a")]) == {"a"}
+    expected = [(w, s) for w in workloads.NAMES for s in ("a", "b")]
+    assert [(r.workload, r.system) for r in results] == expected
+
+
 async def test_the_open_loop_workloads_run_at_the_best_closed_loop_configuration() -> None:
     results = {r.workload: r for r in await results_of("memory")}
 
