@@ -103,10 +103,7 @@ class PublisherFeed(mode.Service):
     async def _apply(self, consumer: AIOKafkaConsumer) -> None:
         wanted = self._wanted
         async with self._lock:
-            try:
-                await self._commit(consumer)
-            except Exception:  # not fatal to a rebalance: the next owner hands them over again
-                log.warning("the publisher feed could not commit before a rebalance", exc_info=True)
+            await self._commit(consumer)
             self._handed = {tp: offset for tp, offset in self._handed.items() if tp in wanted}
             self._committed = {tp: o for tp, o in self._committed.items() if tp in wanted}
             self._assigned = wanted
@@ -118,8 +115,6 @@ class PublisherFeed(mode.Service):
             self._reassigned.set()
 
     async def _seed(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
-        # A failure here fails the rebalance (the worker restarts): starting a fresh group
-        # at the start of the topic instead would push its whole history again.
         fresh = [tp for tp in sorted(partitions) if await consumer.committed(tp) is None]
         if not fresh or self._seed_group is None:
             return
@@ -175,10 +170,7 @@ class PublisherFeed(mode.Service):
                     if tp not in self._assigned:  # let go meanwhile: its new owner reads it
                         continue
                     for record in records:
-                        try:
-                            self._take(record.value, record.timestamp)
-                        except Exception:  # the ledger wrote it: a bug, not bad input
-                            log.exception("the publisher could not take %s@%d", tp, record.offset)
+                        self._take(record.value, record.timestamp)
                         self._handed[tp] = record.offset + 1
 
     async def _committing(self) -> None:

@@ -126,24 +126,3 @@ async def test_where_its_group_never_committed_it_starts_where_faust_left_off(
     async with feed_for(taken) as feed:
         await feed.follow([("sku-events", 0), ("sku-events", 1)])
         await until(lambda: sorted(taken.values) == [b"a1", b"b2"], taken)
-
-
-class Refusing(Taken):
-    def __call__(self, value: bytes, timestamp_ms: int | None) -> None:
-        if value == b"bad":
-            raise ValueError("cannot take it")
-        super().__call__(value, timestamp_ms)
-
-
-async def test_a_record_it_cannot_take_is_logged_and_the_feed_goes_on(
-    kafka_bootstrap: str,
-    topic: str,
-    feed_for: Callable[[Taken], AbstractAsyncContextManager[PublisherFeed]],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    await produce(kafka_bootstrap, topic, (0, b"bad"), (0, b"good"))
-    taken = Refusing()
-    async with feed_for(taken) as feed:
-        await feed.follow([("sku-events", 0)])
-        await until(lambda: taken.values == [b"good"], taken)
-    assert "could not take" in caplog.text
