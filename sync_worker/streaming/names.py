@@ -53,9 +53,7 @@ ORDERS_TABLE = "orders"
 
 LEDGER_AGENT = "ledger"
 ORDERS_AGENT = "orders"
-PUBLISHER_GROUP = "publisher"
-"""Consumer group ``<app_id>-publisher``: where the publisher's feed keeps its offsets
-(it reads the stock levels beside faust, on the partitions faust gave this worker)."""
+PUBLISHER_AGENT = "publisher"
 INBOUND_GROUP = "inbound"
 """Consumer group ``<app_id>-inbound``: notifications are read apart from faust's group."""
 ALERTS_GROUP = "alerts"

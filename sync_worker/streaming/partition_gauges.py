@@ -9,7 +9,6 @@ The position is the offset after the last message every stream finished with (a
 faust sensor sees each one go out); until one is finished after a rebalance, it is
 where faust sought to, the group's committed offset, or the start of the log when
 the group never committed there. The highwater is the one the consumer last fetched.
-Inputs read beside faust (the publisher's feed) report their own partitions and lag.
 Series of partitions no longer assigned are removed at the next refresh.
 
 ``stockcast_worker_rebalancing`` is read at scrape time from faust's own flag: 1 from
@@ -23,7 +22,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 import mode
@@ -57,33 +56,19 @@ class FinishedOffsets(faust.Sensor):
         super().on_rebalance_end(app, state)
 
 
-class Feed(Protocol):
-    """An input read beside faust by a plain consumer (``PublisherFeed``)."""
-
-    topic: str
-
-    def partitions(self) -> set[tuple[str, int]]: ...
-
-    async def lags(self) -> dict[tuple[str, int], int]: ...
-
-
 class PartitionGauges(mode.Service):
-    def __init__(
-        self, app: faust.App, topics: Iterable[str], metrics: Metrics, feeds: Iterable[Feed] = ()
-    ) -> None:
-        """``topics``: the input topics faust's agents read, whose partitions are counted
-        and whose lag is measured (changelogs and faust's own topics are not); ``feeds``:
-        the inputs read beside faust, counted and measured likewise."""
+    def __init__(self, app: faust.App, topics: Iterable[str], metrics: Metrics) -> None:
+        """``topics``: the input topics whose partitions are counted and whose lag is
+        measured (changelogs and faust's own topics are not)."""
         super().__init__()
         self._app, self._metrics = app, metrics
         self._topics = tuple(topics)
-        self._feeds = tuple(feeds)
         self._finished = FinishedOffsets()
         app.sensors.add(self._finished)
         metrics.worker_rebalancing.set_function(lambda: 1.0 if app.rebalancing else 0.0)
-        for topic in (*self._topics, *(feed.topic for feed in self._feeds)):
+        for topic in self._topics:
             metrics.assigned_partitions.labels(topic).set(0)
-        self._labelled: set[tuple[str, int]] = set()
+        self._labelled: set[TP] = set()
 
     async def on_start(self) -> None:
         self.add_future(self._refreshing())
@@ -103,17 +88,12 @@ class PartitionGauges(mode.Service):
             self._metrics.assigned_partitions.labels(topic).set(counts[topic])
         highwaters = {tp: hw for tp in assigned if (hw := self._highwater(tp)) is not None}
         positions = await self._positions(highwaters)
-        lags = {
-            (tp.topic, tp.partition): max(0, hw - positions[tp]) for tp, hw in highwaters.items()
-        }
-        for feed in self._feeds:
-            self._metrics.assigned_partitions.labels(feed.topic).set(len(feed.partitions()))
-            lags |= await feed.lags()
-        for (topic, partition), lag in lags.items():
-            self._metrics.consumer_lag.labels(topic, str(partition)).set(lag)
-        for topic, partition in self._labelled - set(lags):
-            self._metrics.consumer_lag.remove(topic, str(partition))
-        self._labelled = set(lags)
+        for tp, highwater in highwaters.items():
+            lag = max(0, highwater - positions[tp])
+            self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        for tp in self._labelled - set(highwaters):
+            self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        self._labelled = set(highwaters)
 
     def _assignment(self) -> set[TP]:
         if not self._app.started or self._app.should_stop:

@@ -254,7 +254,8 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
     assert seen["agents"] == {
         names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
-    }  # notifications and stock levels are consumed outside faust, in groups of their own
+        names.PUBLISHER_AGENT: [topics.stock_levels],
+    }  # notifications are consumed outside faust, by the inbound service's own group
     # One ledger table (positions and records share a changelog partition), one of orders.
     assert seen["tables"] == {
         names.LEDGER_TABLE: f"stockcast-probe-{names.LEDGER_TABLE}-changelog",
@@ -276,7 +277,7 @@ def test_the_persistent_names_never_change() -> None:
     assert (
         names.LEDGER_AGENT,
         names.ORDERS_AGENT,
-        names.PUBLISHER_GROUP,
+        names.PUBLISHER_AGENT,
         names.INBOUND_GROUP,
         names.ALERTS_GROUP,
         names.PAYMENTS_GROUP,
