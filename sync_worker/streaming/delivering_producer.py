@@ -1,13 +1,15 @@
 """faust's producer, made to hold an offset commit until the table writes are delivered.
 
 faust sends every table write (the changelog record) through its own buffer and, before
-committing consumer offsets, flushes that buffer. But the flush gives up as soon as
-0.1 s pass without a record leaving the buffer (a full aiokafka batch, a busy event
-loop) and the offsets are committed anyway. A worker killed then has committed input
-whose table writes never reached the changelog; rebuilt from the changelog it is behind
-the ledger it had, and the missing events are never read again. This producer's flush
-also waits for the delivery of every record handed to it before the flush began, and
-fails (so the commit does not happen) if one of them could not be delivered.
+committing consumer offsets, flushes that buffer. But that flush returns as soon as the
+buffer's queue is empty, while its sender task may still be handing the last record to
+aiokafka, and gives up after 0.1 s without a record leaving the buffer (a full aiokafka
+batch, a busy event loop); the offsets are committed anyway. A worker killed then has
+committed input whose table writes never reached the changelog; rebuilt from the
+changelog it is behind the ledger it had, and the missing events are never read again.
+This producer's flush also waits for the delivery of every record handed to it before
+the flush began, and fails (so the commit does not happen) if one could not be
+delivered.
 """
 
 from __future__ import annotations
