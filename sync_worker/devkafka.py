@@ -27,6 +27,8 @@ from pathlib import Path
 from string import Template
 from typing import Any, TypeVar
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from sync_worker.filelock import file_lock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +41,8 @@ _MAIN_CLASS = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
 _FETCHED_MARKER = ".fetched"
 _DATA_MARKER = ".devkafka"
+PORT_RELEASE_S = 65.0
+"""How long a node's ports may stay unbindable after it was killed (TIME_WAIT: 60 s)."""
 _T = TypeVar("_T")
 
 # Popen handles of brokers started by *this* process: kept so that exited
@@ -313,6 +317,30 @@ def _port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_bindable(host: str, port: int, timeout: float = PORT_RELEASE_S) -> None:
+    """Wait until a listener could bind ``port``. A node killed a moment ago leaves
+    its connections in TIME_WAIT on its own ports (Linux keeps them 60 s), and Kafka's
+    listener then fails to bind although nothing listens: seen restarting a killed
+    node of the 3-node test cluster."""
+    try:
+        Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.5),
+            retry=retry_if_result(lambda bound: not bound),
+        )(_bindable, host, port)
+    except RetryError:
+        raise DevKafkaError(f"port {host}:{port} could not be bound for {timeout:.0f}s") from None
+
+
 def _format_command(config: DevKafkaConfig, node_id: int, cluster_id: str) -> list[str]:
     return java_command(
         config,
@@ -375,6 +403,7 @@ def _spawn(config: DevKafkaConfig, node_id: int) -> int:
     for port in (config.port(node_id), config.controller_port(node_id)):
         if _port_open(config.host, port):
             raise DevKafkaError(f"port {config.host}:{port} for node {node_id} is already in use")
+        wait_bindable(config.host, port)
     cmd = java_command(config, node_id, _MAIN_CLASS, str(node / "server.properties"))
     with (node / "kafka.out").open("ab") as out:
         child = subprocess.Popen(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -191,3 +194,29 @@ def test_wipe_refuses_a_directory_devkafka_did_not_create(tmp_path: Path) -> Non
         devkafka.wipe(DevKafkaConfig(data_dir=tmp_path))
 
     assert precious.read_text() == "keep me"
+
+
+def _held_port() -> socket.socket:
+    """A port bound but not listening: connecting fails, binding it again fails too,
+    as with a killed node's port whose connections linger in TIME_WAIT."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def test_waiting_for_a_port_ends_once_it_can_be_bound_again() -> None:
+    held = _held_port()
+    port = held.getsockname()[1]
+    threading.Timer(0.6, held.close).start()
+    began = time.monotonic()
+
+    devkafka.wait_bindable("127.0.0.1", port, timeout=10.0)
+
+    assert time.monotonic() - began >= 0.5
+
+
+def test_a_port_that_stays_unbindable_is_reported() -> None:
+    with _held_port() as held:
+        port = held.getsockname()[1]
+        with pytest.raises(devkafka.DevKafkaError, match="could not be bound"):
+            devkafka.wait_bindable("127.0.0.1", port, timeout=1.0)
