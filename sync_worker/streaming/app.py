@@ -514,9 +514,9 @@ def create_app(
 
     # On the stock-levels topic, which every change feeds: an agent on a topic of its
     # own that stays idle (no channels, no sales) made faust commit input offsets
-    # ahead of the ledger's changelog in the SIGKILL test (see the issue 4 note; most
-    # likely faust's flush returning before the changelog writes were delivered,
-    # which ``delivering_producer`` now rules out).
+    # ahead of the ledger's changelog in the SIGKILL test (see the issue 4 note), and
+    # reading this topic beside faust instead still did so in CI even with the
+    # delivering producer (docs/performance.md, branch publisher-feed).
     app.agent(outputs.stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
 
     receivers = inbound_by_platform(connectors)
