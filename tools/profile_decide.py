@@ -45,6 +45,7 @@ from sync_worker.domain.events import (
 from sync_worker.domain.ledger import buyer_slot
 from sync_worker.domain.position import SkuPosition
 from sync_worker.domain.records import BuyerRecord, Record
+from sync_worker.streaming.state import record_key
 
 SKU = "lipstick"
 PLATFORM = "tiktok"
@@ -60,13 +61,13 @@ class Books:
 
     policies: Policies = POLICIES
     position: SkuPosition = field(default_factory=lambda: SkuPosition(SKU))
-    records: dict[str, Record] = field(default_factory=dict)
+    records: dict[bytes, Record] = field(default_factory=dict)
     buyers: dict[tuple[str, str], BuyerRecord] = field(default_factory=dict)
     seq: int = 0
 
     def feed(self, event: SkuEvent) -> None:
         self.seq += 1
-        key = _record_key(event)
+        key = record_key(event)
         record = self.records.get(key)
         slot = buyer_slot(self.position, record, event)
         buyer = self.buyers.get(slot) if slot is not None else None
@@ -77,11 +78,6 @@ class Books:
             self.records[key] = step.record
         if slot is not None and step.buyer is not None:
             self.buyers[slot] = step.buyer
-
-
-def _record_key(event: SkuEvent) -> str:
-    line_key = getattr(event, "line_key", None)
-    return line_key if isinstance(line_key, str) else event.event_id
 
 
 class Events:
