@@ -14,14 +14,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.exceptions import ProducerSendError
 
-from sync_worker.streaming.delivering_producer import DeliveringApp
+from sync_worker.streaming.worker_app import WorkerApp
 
 RECORD = b"x" * 900
 
 
 @pytest.fixture
 async def app(kafka_bootstrap: str, run_id: str) -> AsyncIterator[faust.App]:
-    app = DeliveringApp(
+    app = WorkerApp(
         run_id,
         broker=f"kafka://{kafka_bootstrap}",
         env={},
