@@ -15,7 +15,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,7 +24,6 @@ import mode
 import orjson
 from aiohttp import web
 from faust.tables.manager import TableManager
-from faust.types import TP
 
 from connectors import registry
 from connectors.base import (
@@ -43,6 +42,7 @@ from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
 from sync_worker.streaming.alert_service import AlertService
 from sync_worker.streaming.dead_letters import DeadLetter
+from sync_worker.streaming.delivering_producer import DeliveringApp
 from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.ledger_batch import decide_batch
@@ -52,7 +52,6 @@ from sync_worker.streaming.payment_service import PaymentService
 from sync_worker.streaming.session_service import SessionStore
 from sync_worker.streaming.side_producer import SideProducer
 from sync_worker.streaming.stock_gauges import StockGauges, positions_in
-from sync_worker.streaming.worker_app import WorkerApp
 from sync_worker.web.checklist import checklist_routes
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
@@ -328,7 +327,7 @@ def create_app(
     and garbage-collector metrics."""
     metrics = metrics or Metrics.create(process=True)
     topics = names.TopicNames.for_prefix(settings.kafka.topic_prefix)
-    app = WorkerApp(settings.worker.app_id, **faust_settings(settings))
+    app = DeliveringApp(settings.worker.app_id, **faust_settings(settings))
 
     def declared_topic(name: str) -> Any:
         # Created before start by ``ensure_topics``; declared here with the same
@@ -399,16 +398,6 @@ def create_app(
 
     table.on_recover(reload_stock_gauges)
 
-    def resume_points(assigned: Set[TP]) -> dict[TP, int]:
-        points = {}
-        for tp in assigned:
-            applied = table.get(state.applied_key(tp.partition))
-            if tp.topic == topics.sku_events and applied:
-                points[tp] = state.decode_offset(applied) + 1
-        return points
-
-    app.resume_points = resume_points
-
     async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
         # A batch per poll (faust acks it only after this loop body ran); every SKU's
         # position is written once per batch, before anything of the batch is emitted.
@@ -445,12 +434,6 @@ def create_app(
                 stepped_batch = decide_batch(
                     table, decoded, policies, functools.partial(processing, sources)
                 )
-                # After the positions, on the same changelog partition: where this
-                # partition's input resumes from if the table is all that survives.
-                last_of = {event.message.partition: event for event in batch}
-                for partition, event in last_of.items():
-                    batched._set_current_event(event)
-                    table[state.applied_key(partition)] = state.encode_offset(event.message.offset)
             finally:
                 batched._set_current_event(reading)
             for stepped in stepped_batch:

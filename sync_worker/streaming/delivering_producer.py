@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import faust
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import ProducerT
 from faust.types.tuples import FutureMessage
 
 
@@ -49,3 +51,10 @@ class DeliveringProducer(aiokafka_driver.Producer):
             await asyncio.wait(handed_over)
         if self._failure is not None:
             raise ProducerSendError(f"a table write was not delivered: {self._failure!r}")
+
+
+class DeliveringApp(faust.App):
+    """A faust app whose producer is a :class:`DeliveringProducer` (Kafka brokers only)."""
+
+    def _new_producer(self) -> ProducerT:
+        return DeliveringProducer(self.transport, loop=self.loop, beacon=self.beacon)

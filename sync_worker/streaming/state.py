@@ -30,7 +30,6 @@ _POSITION = b"p\x00"
 _LINE = b"l\x00"
 _MOVEMENT = b"m\x00"
 _BUYER = b"b\x00"
-_APPLIED = b"a\x00"
 
 
 def position_key(sku: str) -> bytes:
@@ -50,20 +49,6 @@ def buyer_key(sku: str, session_id: str, buyer: str) -> bytes:
     """A buyer's holding of a SKU in one session (every part length-prefixed)."""
     parts = (sku, session_id, buyer)
     return _BUYER + b"".join(f"{len(part)}:{part}".encode() for part in parts)
-
-
-def applied_key(partition: int) -> bytes:
-    """The last input offset of ``partition`` whose batch the table holds (see
-    ``streaming.worker_app``); written after the batch's positions."""
-    return _APPLIED + str(partition).encode()
-
-
-def encode_offset(offset: int) -> bytes:
-    return str(offset).encode()
-
-
-def decode_offset(raw: bytes) -> int:
-    return int(raw)
 
 
 def encode(value: SkuPosition | Record | BuyerRecord | OrderTally) -> bytes:

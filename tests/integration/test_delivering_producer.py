@@ -14,14 +14,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.exceptions import ProducerSendError
 
-from sync_worker.streaming.worker_app import WorkerApp
+from sync_worker.streaming.delivering_producer import DeliveringApp
 
 RECORD = b"x" * 900
 
 
 @pytest.fixture
 async def app(kafka_bootstrap: str, run_id: str) -> AsyncIterator[faust.App]:
-    app = WorkerApp(
+    app = DeliveringApp(
         run_id,
         broker=f"kafka://{kafka_bootstrap}",
         env={},
