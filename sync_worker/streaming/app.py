@@ -11,7 +11,6 @@ serves; the gauges that summarise state are refreshed by services beside the age
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import ssl
 import time
@@ -23,6 +22,7 @@ import faust
 import mode
 import orjson
 from aiohttp import web
+from aiokafka import ConsumerRecord
 from faust.tables.manager import TableManager
 
 from connectors import registry
@@ -46,6 +46,8 @@ from sync_worker.streaming.delivering_producer import DeliveringApp
 from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.ledger_batch import decide_batch
+from sync_worker.streaming.ledger_service import LedgerService, WriteThrough
+from sync_worker.streaming.ledger_store import PartitionStores
 from sync_worker.streaming.pace import SessionPace
 from sync_worker.streaming.partition_gauges import PartitionGauges
 from sync_worker.streaming.payment_service import PaymentService
@@ -105,34 +107,39 @@ class _PublisherService(mode.Service):
 class _Outputs:
     """Where a ledger step's events go, and what each one counts."""
 
-    decisions: Any
-    stock_levels: Any
-    cancellations: Any
-    audit: Any
-    order_decisions: Any
+    topics: names.TopicNames
+    send: Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+    """``send(topic, key, value)`` queues a record and returns its delivery."""
     metrics: Metrics
 
-    async def emit(self, key: bytes, decided: Decided) -> None:
-        step = decided.step
+    async def emit(self, key: bytes, decided: Decided) -> list[Awaitable[Any]]:
+        """Queues the step's events; returns their deliveries."""
+        step, topics, send = decided.step, self.topics, self.send
+        deliveries = []
         if step.decision is not None:
             decision = step.decision
             if decision.order_line_count > 1:  # gathered per order for all-or-nothing
                 order = orders.order_key(decision.platform, decision.order_id).encode()
-                await self.order_decisions.send(key=order, value=codecs.encode(decision))
+                deliveries.append(
+                    await send(topics.order_decisions, order, codecs.encode(decision))
+                )
             self.metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
             self.metrics.decision_latency.observe(
                 max(0.0, time.time() - decision.event_time_ms / 1000)
             )
             self.metrics.oversold_units.inc(step.oversold_units)
-            await self.decisions.send(key=key, value=codecs.encode(decision))
+            deliveries.append(await send(topics.decisions, key, codecs.encode(decision)))
         if step.cancellation is not None:
-            await self.cancellations.send(key=key, value=codecs.encode(step.cancellation))
+            deliveries.append(
+                await send(topics.cancellation_requests, key, codecs.encode(step.cancellation))
+            )
         if step.level is not None:
-            await self.stock_levels.send(key=key, value=codecs.encode(step.level))
+            deliveries.append(await send(topics.stock_levels, key, codecs.encode(step.level)))
         if step.audit is not None:
-            await self.audit.send(key=key, value=codecs.encode(step.audit))
+            deliveries.append(await send(topics.audit, key, codecs.encode(step.audit)))
         for change in decided.quota_changes:
-            await self.stock_levels.send(key=key, value=codecs.encode(change))
+            deliveries.append(await send(topics.stock_levels, key, codecs.encode(change)))
+        return deliveries
 
 
 def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
@@ -337,14 +344,9 @@ def create_app(
         )
 
     sku_events = declared_topic(topics.sku_events)
-    outputs = _Outputs(
-        decisions=declared_topic(topics.decisions),
-        stock_levels=declared_topic(topics.stock_levels),
-        cancellations=declared_topic(topics.cancellation_requests),
-        audit=declared_topic(topics.audit),
-        order_decisions=declared_topic(topics.order_decisions),
-        metrics=metrics,
-    )
+    cancellations = declared_topic(topics.cancellation_requests)
+    order_decisions = declared_topic(topics.order_decisions)
+    stock_levels = declared_topic(topics.stock_levels)
     dead_letters = declared_topic(topics.dead_letters)
 
     async def dead_letter(letter: DeadLetter) -> Awaitable[Any]:
@@ -354,20 +356,6 @@ def create_app(
         delivery: Awaitable[Any] = await dead_letters.send(key=key, value=codecs.encode(letter))
         return delivery
 
-    async def dead_letter_of(event: faust.EventT[bytes], reason: str, detail: str) -> None:
-        message = event.message
-        await dead_letter(
-            DeadLetter.of(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=event.key,
-                value=event.value,
-                reason=reason,
-                detail=detail,
-            )
-        )
-
     side = SideProducer(kafka_client_options(settings.kafka))
     sessions = SessionStore(
         topic=topics.sessions,
@@ -375,10 +363,10 @@ def create_app(
         client_options=kafka_client_options(settings.kafka),
     )
     listed = {channel.name: tuple(channel.listings) for channel in settings.channels}
-    table = app.Table(names.LEDGER_TABLE, key_type=bytes, value_type=bytes)
+    stores = PartitionStores(settings.worker.data_dir / "ledger")
 
     def position_of(sku: str) -> SkuPosition | None:
-        stored = table.get(state.position_key(sku))
+        stored = stores.get(state.position_key(sku))
         return state.decode_position(stored) if stored else None
 
     live = LiveHub(seed=lambda channel: live_seed(channel, listed.get(channel, ()), position_of))
@@ -388,66 +376,58 @@ def create_app(
     configured = frozenset(channel.name for channel in settings.channels)
     stock_gauges = StockGauges(metrics, [c.name for c in settings.channels], settings.metrics)
 
-    async def reload_stock_gauges() -> None:
-        # After each rebalance's recovery, before the agents resume: the partitions
-        # owned now (faust iterates only the table's active partitions).
+    def reload_stock_gauges() -> None:
+        # After each rebalance's rebuild, before the ledger reads on: the partitions
+        # owned now.
         try:
-            stock_gauges.reload(positions_in(table.items()))
+            stock_gauges.reload(positions_in(stores.items()))
         except Exception:  # stale gauges are better than a worker that stops here
             log.exception("could not rebuild the stock gauges")
 
-    table.on_recover(reload_stock_gauges)
-
-    async def ledger_agent(stream: faust.StreamT[bytes]) -> None:
-        # A batch per poll (faust acks it only after this loop body ran); every SKU's
-        # position is written once per batch, before anything of the batch is emitted.
-        batched = cast(faust.Stream[bytes], stream)
-        batches = batched.take_events(
-            settings.worker.batch_max, within=settings.worker.batch_wait_ms / 1000
-        )
-
-        def processing(sources: Sequence[faust.EventT[bytes]], index: int) -> None:
-            # A batch has no current event, and faust tables take the store and the
-            # changelog partition of a key from it: the key's own event's partition.
-            batched._set_current_event(sources[index])
-
-        async for batch in batches:
-            decoded: list[tuple[int, SkuEvent]] = []
-            sources: list[faust.EventT[bytes]] = []
-            for event in batch:
-                try:
-                    sku_event = decoder.decode(event.key, event.value)
-                except codecs.InvalidEvent as invalid:
-                    await dead_letter_of(event, invalid.reason, invalid.detail)
-                    continue
-                metrics.sku_events.labels(sku_event.type).inc()
-                if isinstance(sku_event, OrderLinePlaced):
-                    metrics.order_lines_received.labels(
-                        channel_label(sku_event.channel, configured)
-                    ).inc()
-                decoded.append((event.message.offset, sku_event))
-                sources.append(event)
-            # Synchronous: the stream's background reader, which fills the next batch
-            # through the same attribute, never sees the events set here.
-            reading = batched.current_event
+    async def ledger_step(
+        table: WriteThrough, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[Awaitable[Any]]:
+        # One partition's fetch: every SKU's position is written once, and the
+        # deliveries returned are acknowledged before the batch counts as applied.
+        deliveries: list[Awaitable[Any]] = []
+        decoded: list[tuple[int, SkuEvent]] = []
+        for record in records:
             try:
-                stepped_batch = decide_batch(
-                    table, decoded, policies, functools.partial(processing, sources)
-                )
-            finally:
-                batched._set_current_event(reading)
-            for stepped in stepped_batch:
-                sku_event, decided = stepped.event, stepped.decided
-                await outputs.emit(sku_event.sku.encode(), decided)
-                pace.observe(sku_event, stepped.before, decided)
-                stock_gauges.observe(sku_event, stepped.before, decided.step.position)
-                for alert in decided.alerts:
-                    metrics.alerts_fired.labels(alert.level.value).inc()
-                    await side.send_and_wait(
-                        topics.alerts, alert.sku.encode(), codecs.encode(alert)
-                    )
+                sku_event = decoder.decode(record.key, record.value)
+            except codecs.InvalidEvent as invalid:
+                letter = DeadLetter.of_record(record, invalid.reason, invalid.detail)
+                deliveries.append(await dead_letter(letter))
+                continue
+            metrics.sku_events.labels(sku_event.type).inc()
+            if isinstance(sku_event, OrderLinePlaced):
+                metrics.order_lines_received.labels(
+                    channel_label(sku_event.channel, configured)
+                ).inc()
+            decoded.append((record.offset, sku_event))
+        for stepped in decide_batch(table, decoded, policies):
+            sku_event, decided = stepped.event, stepped.decided
+            deliveries += await outputs.emit(sku_event.sku.encode(), decided)
+            pace.observe(sku_event, stepped.before, decided)
+            stock_gauges.observe(sku_event, stepped.before, decided.step.position)
+            for alert in decided.alerts:
+                metrics.alerts_fired.labels(alert.level.value).inc()
+                await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
+        return deliveries
 
-    app.agent(sku_events, name=names.LEDGER_AGENT)(ledger_agent)
+    ledger_service = LedgerService(
+        topic=topics.sku_events,
+        changelog=topics.ledger_state,
+        group_id=f"{settings.worker.app_id}-{names.LEDGER_GROUP}",
+        client_options=kafka_client_options(settings.kafka),
+        stores=stores,
+        step=ledger_step,
+        metrics=metrics,
+        batch_max=settings.worker.batch_max,
+        batch_wait_ms=settings.worker.batch_wait_ms,
+        session_timeout_s=settings.worker.session_timeout_s,
+        on_recovered=reload_stock_gauges,
+    )
+    outputs = _Outputs(topics, ledger_service.send, metrics)
 
     tallies = app.Table(names.ORDERS_TABLE, key_type=bytes, value_type=bytes)
     order_policy = orders.OrderPolicy(frozenset(settings.ledger.partial_fulfilment_channels))
@@ -468,11 +448,9 @@ def create_app(
             for release in settled.releases:
                 await sku_events.send(key=release.sku.encode(), value=codecs.encode(release))
             for request in settled.requests:
-                await outputs.cancellations.send(
-                    key=request.sku.encode(), value=codecs.encode(request)
-                )
+                await cancellations.send(key=request.sku.encode(), value=codecs.encode(request))
 
-    app.agent(outputs.order_decisions, name=names.ORDERS_AGENT)(orders_agent)
+    app.agent(order_decisions, name=names.ORDERS_AGENT)(orders_agent)
 
     async def to_sku_stream(report: ReclaimSettled | ChannelObserved) -> None:
         # Back into the SKU's own stream, where the allocator accounts for it.
@@ -517,7 +495,7 @@ def create_app(
     # ahead of the ledger's changelog in the SIGKILL test (see the issue 4 note), and
     # reading this topic beside faust instead still did so in CI even with the
     # delivering producer (docs/performance.md, branch publisher-feed).
-    app.agent(outputs.stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
+    app.agent(stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
 
     receivers = inbound_by_platform(connectors)
     metrics.prime_worker(configured, inbound_platforms=receivers)
@@ -528,9 +506,18 @@ def create_app(
     def recovered() -> bool:
         return cast(TableManager, app.tables).recovery.completed.is_set()
 
+    def rebalancing() -> bool:
+        return bool(app.rebalancing) or ledger_service.rebalancing
+
     def ready() -> bool:
         # Partitions assigned and every table recovered from its changelog.
-        return bool(app.started) and not app.should_stop and not app.rebalancing and recovered()
+        return (
+            bool(app.started)
+            and not app.should_stop
+            and not rebalancing()
+            and recovered()
+            and ledger_service.ready
+        )
 
     # Read at scrape time: the gauge must not wait for someone to poll /healthz.
     metrics.worker_up.set_function(lambda: 1.0 if ready() else 0.0)
@@ -539,7 +526,7 @@ def create_app(
         return {
             "ok": ready(),
             "app_id": app.conf.id,
-            "rebalancing": bool(app.rebalancing),
+            "rebalancing": rebalancing(),
             "recovered": recovered(),
         }
 
@@ -576,12 +563,11 @@ def create_app(
     )
     services = (
         side,
+        ledger_service,
         sessions,
         pace,
         stock_gauges,
-        PartitionGauges(
-            app, (topics.sku_events, topics.order_decisions, topics.stock_levels), metrics
-        ),
+        PartitionGauges(app, (topics.order_decisions, topics.stock_levels), metrics, rebalancing),
         http,
         _PublisherService(publisher),
         *inbound_services,

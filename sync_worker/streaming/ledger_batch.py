@@ -15,7 +15,7 @@ buyer's second line, a re-delivery), the position is written first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,8 +44,6 @@ class Stepped:
 @dataclass(slots=True)
 class _Sku:
     position: SkuPosition
-    last: int = -1
-    """Index of the SKU's latest event in the batch."""
     written: set[bytes] = field(default_factory=set)
     """Record and holding keys written since this SKU's position was last written."""
 
@@ -54,20 +52,15 @@ def decide_batch(
     table: ByteTable,
     events: Sequence[tuple[int, SkuEvent]],
     policies: Policies,
-    entering: Callable[[int], None] = lambda index: None,
 ) -> list[Stepped]:
     """Decide ``(offset, event)`` pairs in order; write the table; return each step.
 
     Offsets are the events' input offsets: they only grow per partition, and a SKU lives
     in one partition, so they only grow per SKU, which is all replay needs.
-    ``entering(i)`` is called before the table reads and writes that belong to
-    ``events[i]``'s SKU: faust picks the store and changelog partition of a key from
-    the event being processed.
     """
     skus: dict[bytes, _Sku] = {}
     stepped: list[Stepped] = []
-    for index, (offset, event) in enumerate(events):
-        entering(index)
+    for offset, event in events:
         position_key = state.position_key(event.sku)
         sku = skus.get(position_key)
         if sku is None:
@@ -98,9 +91,8 @@ def decide_batch(
             table[buyer_key] = state.encode(step.buyer)
             sku.written.add(buyer_key)
         stepped.append(Stepped(event, sku.position, decided))
-        sku.position, sku.last = step.position, index
+        sku.position = step.position
     for position_key, sku in skus.items():  # each decided at least one event
-        entering(sku.last)
         _write_position(table, position_key, sku)
     return stepped
 

@@ -44,16 +44,19 @@ SESSIONS = "sessions.v1"
 """Compacted, keyed by session id: the latest state of every live session (schedule,
 rooms, lineup, audited moves). Every worker reads it whole into memory."""
 
-LEDGER_TABLE = "ledger"
-"""Table: a SKU's position and the records of its order lines and stock movements
-(keys in ``streaming.state``), so all of a SKU's writes share one changelog partition."""
+LEDGER_STATE = "ledger-state.v1"
+"""Compacted, keyed like ``streaming.state``, one partition per SKU-events partition: the
+ledger's changelog. A SKU's position and the records of its order lines and stock
+movements, all in its input partition's number, and after each batch where that input
+partition resumes (``streaming.ledger_service``)."""
 
 ORDERS_TABLE = "orders"
 """Table: order key -> OrderTally of an all-or-nothing order still being decided."""
 
-LEDGER_AGENT = "ledger"
 ORDERS_AGENT = "orders"
 PUBLISHER_AGENT = "publisher"
+LEDGER_GROUP = "ledger"
+"""Consumer group ``<app_id>-ledger``: the SKU events, read by the ledger outside faust."""
 INBOUND_GROUP = "inbound"
 """Consumer group ``<app_id>-inbound``: notifications are read apart from faust's group."""
 ALERTS_GROUP = "alerts"
@@ -76,6 +79,7 @@ class TopicNames:
     notifications: str
     alerts: str
     sessions: str
+    ledger_state: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -90,6 +94,7 @@ class TopicNames:
             notifications=f"{prefix}.{NOTIFICATIONS}",
             alerts=f"{prefix}.{ALERTS}",
             sessions=f"{prefix}.{SESSIONS}",
+            ledger_state=f"{prefix}.{LEDGER_STATE}",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -104,4 +109,5 @@ class TopicNames:
             self.notifications,
             self.alerts,
             self.sessions,
+            self.ledger_state,
         )

@@ -9,11 +9,12 @@ The position is the offset after the last message every stream finished with (a
 faust sensor sees each one go out); until one is finished after a rebalance, it is
 where faust sought to, the group's committed offset, or the start of the log when
 the group never committed there. The highwater is the one the consumer last fetched.
-Series of partitions no longer assigned are removed at the next refresh.
+Series of partitions no longer assigned are removed at the next refresh. (The ledger's
+input, read outside faust, is measured the same way by ``ledger_service``.)
 
-``stockcast_worker_rebalancing`` is read at scrape time from faust's own flag: 1 from
-the moment partitions are revoked until the new ones are assigned and their tables
-recovered.
+``stockcast_worker_rebalancing`` is read at scrape time: 1 from the moment faust's or
+the ledger's partitions are revoked until the new ones are assigned and their state
+rebuilt.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -57,15 +58,22 @@ class FinishedOffsets(faust.Sensor):
 
 
 class PartitionGauges(mode.Service):
-    def __init__(self, app: faust.App, topics: Iterable[str], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        topics: Iterable[str],
+        metrics: Metrics,
+        rebalancing: Callable[[], bool],
+    ) -> None:
         """``topics``: the input topics whose partitions are counted and whose lag is
-        measured (changelogs and faust's own topics are not)."""
+        measured (changelogs and faust's own topics are not). ``rebalancing`` is read at
+        scrape time."""
         super().__init__()
         self._app, self._metrics = app, metrics
         self._topics = tuple(topics)
         self._finished = FinishedOffsets()
         app.sensors.add(self._finished)
-        metrics.worker_rebalancing.set_function(lambda: 1.0 if app.rebalancing else 0.0)
+        metrics.worker_rebalancing.set_function(lambda: 1.0 if rebalancing() else 0.0)
         for topic in self._topics:
             metrics.assigned_partitions.labels(topic).set(0)
         self._labelled: set[TP] = set()

@@ -30,6 +30,9 @@ _POSITION = b"p\x00"
 _LINE = b"l\x00"
 _MOVEMENT = b"m\x00"
 _BUYER = b"b\x00"
+APPLIED_KEY = b"a\x00"
+"""The last input offset whose batch the partition's state holds in full (written
+after the batch's writes and outputs were delivered; ``streaming.ledger_service``)."""
 
 
 def position_key(sku: str) -> bytes:
@@ -49,6 +52,14 @@ def buyer_key(sku: str, session_id: str, buyer: str) -> bytes:
     """A buyer's holding of a SKU in one session (every part length-prefixed)."""
     parts = (sku, session_id, buyer)
     return _BUYER + b"".join(f"{len(part)}:{part}".encode() for part in parts)
+
+
+def encode_offset(offset: int) -> bytes:
+    return str(offset).encode()
+
+
+def decode_offset(raw: bytes) -> int:
+    return int(raw)
 
 
 def encode(value: SkuPosition | Record | BuyerRecord | OrderTally) -> bytes:

@@ -23,11 +23,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            _new_topic(name, kafka, compacted=name == topics.sessions)
-            for name in topics.all()
-            if name not in existing
-        ]
+        missing = [_new_topic(name, kafka, topics) for name in topics.all() if name not in existing]
         # Another worker of the group may have created them a moment ago.
         with contextlib.suppress(TopicAlreadyExistsError):
             if missing:
@@ -36,11 +32,13 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicNames) -> None:
         await admin.close()
 
 
-def _new_topic(name: str, kafka: KafkaSettings, *, compacted: bool) -> NewTopic:
+def _new_topic(name: str, kafka: KafkaSettings, topics: TopicNames) -> NewTopic:
     """The sessions topic is a table: one partition (every worker reads it whole, in
-    order) and compacted (only each session's latest state is kept)."""
-    if compacted:
-        return NewTopic(
-            name, 1, kafka.replication_factor, topic_configs={"cleanup.policy": "compact"}
-        )
+    order) and compacted (only each session's latest state is kept). The ledger's
+    state is compacted too, partitioned like the SKU events it is the state of."""
+    compacted = {"cleanup.policy": "compact"}
+    if name == topics.sessions:
+        return NewTopic(name, 1, kafka.replication_factor, topic_configs=compacted)
+    if name == topics.ledger_state:
+        return NewTopic(name, kafka.partitions, kafka.replication_factor, topic_configs=compacted)
     return NewTopic(name, kafka.partitions, kafka.replication_factor)

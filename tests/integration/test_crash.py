@@ -33,7 +33,7 @@ from sync_worker.domain import ledger, replay
 from sync_worker.domain.events import OrderLineDecided, Outcome, SkuEvent
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.domain.records import HOLDS_STOCK, LineRecord, Record
-from sync_worker.streaming import state
+from sync_worker.streaming import names, state
 from sync_worker.streaming.codecs import SkuEventDecoder
 from sync_worker.streaming.names import TopicNames
 from sync_worker.web.stock import position_view
@@ -338,16 +338,21 @@ async def consumer_lag(bootstrap: str, group_id: str, topic: str) -> dict[int, i
     }
 
 
+def ledger_group(app_id: str) -> str:
+    """The consumer group that reads the SKU events: the ledger's, beside faust's."""
+    return f"{app_id}-{names.LEDGER_GROUP}"
+
+
 async def wait_until_consumed(
     bootstrap: str,
-    group_id: str,
+    app_id: str,
     topic: str,
     worker: WorkerProcess,
     diagnose: Callable[[], str] = str,
 ) -> None:
-    """Until the group's committed offsets reach the end of every input partition."""
+    """Until the ledger's committed offsets reach the end of every input partition."""
     deadline = time.monotonic() + PATIENCE_S
-    while any((lag := await consumer_lag(bootstrap, group_id, topic)).values()):
+    while any((lag := await consumer_lag(bootstrap, ledger_group(app_id), topic)).values()):
         assert worker.process is not None
         if worker.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"worker never caught up (lag {lag}); {diagnose()}\n{worker.log_tail()}")
@@ -374,10 +379,11 @@ class CrashRun:
     recoveries: list[tuple[str, float]] = field(default_factory=list)
 
 
-async def kill(worker: WorkerProcess, bootstrap: str, group_id: str) -> None:
+async def kill(worker: WorkerProcess, bootstrap: str, app_id: str) -> None:
     await asyncio.to_thread(worker.stop, signal.SIGKILL)
-    # Its ghost member would hold the whole group for faust's 60 s session timeout.
-    await evict_group_members(bootstrap, group_id)
+    # Its ghost members would hold the groups until their session timeout.
+    for group_id in (app_id, ledger_group(app_id)):
+        await evict_group_members(bootstrap, group_id)
 
 
 async def crash_repeatedly(
@@ -554,23 +560,24 @@ async def crash_before_commit(
     worker: WorkerProcess,
     bootstrap: str,
     topics: TopicNames,
-    group_id: str,
+    app_id: str,
     events_for: Callable[[str], list[dict[str, Any]]],
     version: int,
 ) -> str:
     """Counts 10 units of a few SKUs and lets the worker commit; then, one SKU at a time,
     sends ``events_for(sku)``, waits until the worker's table shows ``version`` and SIGKILLs
-    the worker if the group has not committed those events yet (faust commits every
-    2.8 s; when a commit slips in first, the next SKU is tried). Returns that SKU."""
+    the worker if the group has not committed those events yet (the ledger commits once a
+    second; when a commit slips in first, the next SKU is tried). Returns that SKU."""
     skus = [f"A{attempt}" for attempt in range(5)]
     counts = [event("stock.counted", event_id=f"c-{sku}", sku=sku, quantity=10) for sku in skus]
     await produce_paced(bootstrap, topics.sku_events, counts)
-    await wait_until_consumed(bootstrap, group_id, topics.sku_events, worker)
+    await wait_until_consumed(bootstrap, app_id, topics.sku_events, worker)
     for sku in skus:
         await produce_paced(bootstrap, topics.sku_events, events_for(sku))
         await wait_for_version(worker, sku, version)
-        if any((await consumer_lag(bootstrap, group_id, topics.sku_events)).values()):
-            await kill(worker, bootstrap, group_id)
+        lag = await consumer_lag(bootstrap, ledger_group(app_id), topics.sku_events)
+        if any(lag.values()):
+            await kill(worker, bootstrap, app_id)
             return sku
     pytest.fail("every attempt was committed before the kill: the scenario never ran")
 

@@ -250,15 +250,13 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
         "notifications": topics.notifications,
         "alerts": topics.alerts,
         "sessions": topics.sessions,
-    }  # names only: alerts and sessions are read and written with plain aiokafka clients
+        "ledger_state": topics.ledger_state,
+    }  # names only: alerts, sessions and the ledger's state use plain aiokafka clients
     assert seen["agents"] == {
-        names.LEDGER_AGENT: [topics.sku_events],
         names.ORDERS_AGENT: [topics.order_decisions],
         names.PUBLISHER_AGENT: [topics.stock_levels],
-    }  # notifications are consumed outside faust, by the inbound service's own group
-    # One ledger table (positions and records share a changelog partition), one of orders.
+    }  # SKU events and notifications are consumed outside faust, in groups of their own
     assert seen["tables"] == {
-        names.LEDGER_TABLE: f"stockcast-probe-{names.LEDGER_TABLE}-changelog",
         names.ORDERS_TABLE: f"stockcast-probe-{names.ORDERS_TABLE}-changelog",
     }
 
@@ -273,15 +271,15 @@ def test_the_persistent_names_never_change() -> None:
         "notifications.v1",
     )
     assert (names.ALERTS, names.SESSIONS) == ("alerts.v1", "sessions.v1")
-    assert (names.LEDGER_TABLE, names.ORDERS_TABLE) == ("ledger", "orders")
+    assert (names.LEDGER_STATE, names.ORDERS_TABLE) == ("ledger-state.v1", "orders")
     assert (
-        names.LEDGER_AGENT,
         names.ORDERS_AGENT,
         names.PUBLISHER_AGENT,
+        names.LEDGER_GROUP,
         names.INBOUND_GROUP,
         names.ALERTS_GROUP,
         names.PAYMENTS_GROUP,
-    ) == ("ledger", "orders", "publisher", "inbound", "alerts", "payments")
+    ) == ("orders", "publisher", "ledger", "inbound", "alerts", "payments")
     assert names.TopicNames.for_prefix("shop-a").sku_events == "shop-a.sku-events.v1"
 
 
@@ -289,7 +287,7 @@ def test_every_topic_of_a_deployment_is_created_before_subscribing() -> None:
     topics = names.TopicNames.for_prefix("shop-a")
 
     assert topics.all() == tuple(dataclasses.asdict(topics).values())
-    assert len(set(topics.all())) == 10
+    assert len(set(topics.all())) == 11
     assert all(name.startswith("shop-a.") and name.endswith(".v1") for name in topics.all())
 
 

@@ -79,7 +79,7 @@ class Rig:
 
 def rig() -> Rig:
     app, metrics = StandInApp(), Metrics.create()
-    gauges = PartitionGauges(cast(Any, app), (EVENTS, LEVELS), metrics)
+    gauges = PartitionGauges(cast(Any, app), (EVENTS, LEVELS), metrics, lambda: app.rebalancing)
     return Rig(app, gauges, metrics)
 
 
@@ -195,7 +195,7 @@ async def test_a_consumer_not_started_holds_nothing() -> None:
     assert r.lag(EVENTS, 0) is None
 
 
-def test_rebalancing_is_read_from_faust_at_each_scrape() -> None:
+def test_rebalancing_is_read_at_each_scrape() -> None:
     r = rig()
     value = "stockcast_worker_rebalancing"
 

@@ -1,0 +1,373 @@
+"""The ledger's input read a fetch at a time by a plain aiokafka consumer, with its own
+changelog: where each partition resumes is written beside the state it resumes.
+
+faust read the ledger's input before: after a rebalance it resumed each partition
+from the group's committed offset, and in the SIGKILL test that lost input in several
+ways (docs/ledger.md, "Where the ledger resumes"): a partition the group had never
+committed stayed wherever its last fetch stopped, a batch fetched before the seek was
+still handed on after it, and records were counted read whose hand-over to the agent
+a rebalance had cancelled. Here there is one truth instead of two. The changelog
+partition of each input partition holds the ledger's state for it and, after each
+batch, ``APPLIED_KEY``: the last input offset whose every state write and output
+Kafka has acknowledged. A worker assigned the partition rebuilds the state from the
+changelog and reads on from the next offset, and takes from each fetch only the
+records that continue exactly from there. Records applied after the last marker are
+read again and answered by the replay guard (``domain.replay``).
+
+The group's committed offsets (``<app_id>-ledger``) follow the markers, once a marker
+is delivered, for lag monitoring; nothing resumes from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Protocol
+
+import mode
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+from rocksdict import Rdict
+
+from sync_worker.metrics import Metrics
+from sync_worker.streaming import state
+from sync_worker.streaming.kafka_clients import group_consumer
+from sync_worker.streaming.ledger_store import PartitionStores
+
+log = logging.getLogger(__name__)
+
+_IDLE_POLL_MS: Final = 500
+_RESTORE_RECORDS: Final = 10_000
+_REFRESH_S: Final = 1.0
+_COMMIT_EVERY_S: Final = 1.0
+
+
+class LedgerStep(Protocol):
+    """Applies one partition's records to its table; returns the deliveries (outputs,
+    dead letters) that must be acknowledged before the records count as applied."""
+
+    async def __call__(
+        self, table: WriteThrough, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[Awaitable[Any]]: ...
+
+
+class WriteThrough:
+    """A partition's store for one batch: reads it, writes it, and remembers every
+    write, in order, for the changelog."""
+
+    def __init__(self, store: Rdict) -> None:
+        self._store = store
+        self.writes: list[tuple[bytes, bytes]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._store.get(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._store[key] = value
+        self.writes.append((key, value))
+
+
+class LedgerService(mode.Service):
+    """Consumes ``topic`` in the group ``group_id`` and keeps each assigned partition's
+    state in ``stores``, written through to ``changelog`` (same partition numbers).
+    ``on_recovered`` runs after each assignment's state is rebuilt."""
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        changelog: str,
+        group_id: str,
+        client_options: Mapping[str, Any],
+        stores: PartitionStores,
+        step: LedgerStep,
+        metrics: Metrics,
+        batch_max: int,
+        batch_wait_ms: float,
+        session_timeout_s: float,
+        on_recovered: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__()
+        self._topic, self._changelog, self._group_id = topic, changelog, group_id
+        self._options = dict(client_options)
+        self._stores, self._step, self._metrics = stores, step, metrics
+        self._batch_max, self._batch_wait_ms = batch_max, max(1, round(batch_wait_ms))
+        self._session_timeout_ms = round(session_timeout_s * 1000)
+        self._on_recovered = on_recovered
+        self._lock = asyncio.Lock()
+        self._next: dict[int, int] = {}
+        """Per owned, rebuilt partition: the input offset to apply next."""
+        self._delivered: dict[int, int] = {}
+        """Per partition: the offset after the last marker Kafka acknowledged."""
+        self._committed: dict[int, int] = {}
+        self._last_commit = 0.0
+        self._labelled: set[int] = set()
+        self.rebalancing = True
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._restorer: AIOKafkaConsumer | None = None
+        metrics.assigned_partitions.labels(topic).set(0)
+
+    @property
+    def ready(self) -> bool:
+        """Assigned and rebuilt: every owned partition is being applied."""
+        return self._consumer is not None and not self.rebalancing and not self.should_stop
+
+    async def on_start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=True, linger_ms=1, **self._options
+        )
+        await self._producer.start()
+        self._restorer = AIOKafkaConsumer(
+            enable_auto_commit=False, auto_offset_reset="earliest", **self._options
+        )
+        await self._restorer.start()
+        await self._check_copartitioned(self._restorer)
+        consumer = group_consumer(
+            self._group_id,
+            {
+                **self._options,
+                "max_poll_records": self._batch_max,
+                "session_timeout_ms": self._session_timeout_ms,
+                "heartbeat_interval_ms": self._session_timeout_ms // 5,
+            },
+        )
+        consumer.subscribe([self._topic], listener=_Rebalance(self))
+        self._consumer = consumer  # before start: the first assignment may come during it
+        await consumer.start()
+        self.add_future(self._run(consumer))
+        self.add_future(self._refreshing())
+
+    async def on_stop(self) -> None:
+        async with self._lock:
+            if self._producer is not None:
+                await self._producer.flush()
+            if self._consumer is not None:
+                await self._commit(self._consumer)
+        for client in (self._consumer, self._restorer, self._producer):
+            if client is not None:
+                await client.stop()
+        self._stores.close()
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        """Queues an output record; returns its delivery."""
+        assert self._producer is not None, "the ledger is not running"
+        delivery: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
+        return delivery
+
+    async def _check_copartitioned(self, client: AIOKafkaConsumer) -> None:
+        await client.topics()  # fetches the metadata partitions_for_topic reads
+        inputs = client.partitions_for_topic(self._topic)
+        changelog = client.partitions_for_topic(self._changelog)
+        if inputs != changelog:
+            raise RuntimeError(
+                f"{self._changelog} has partitions {sorted(changelog or ())} but "
+                f"{self._topic} has {sorted(inputs or ())}: a SKU's state must live in the "
+                "changelog partition of its input partition (create both with the same count)"
+            )
+
+    # --- applying -------------------------------------------------------------------
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while not self.should_stop:
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=_IDLE_POLL_MS, max_records=self._batch_max
+                )
+                if fetched and sum(map(len, fetched.values())) < self._batch_max:
+                    # A moment for the batch to fill: each SKU's state is written once per batch.
+                    more = await consumer.getmany(
+                        timeout_ms=self._batch_wait_ms, max_records=self._batch_max
+                    )
+                    for tp, records in more.items():
+                        fetched[tp] = [*fetched.get(tp, ()), *records]
+            except ConsumerStoppedError:
+                return
+            async with self._lock:
+                for tp, records in fetched.items():
+                    if continuing := await self._continuing(consumer, tp, records):
+                        await self._apply(tp.partition, continuing)
+            await self._maybe_commit(consumer)
+
+    async def _continuing(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records that continue the partition exactly where its state ends; none
+        for a partition not owned (any more), or when the fetch skipped past it."""
+        expected = self._next.get(tp.partition)
+        if expected is None:
+            return []
+        fresh = [record for record in records if record.offset >= expected]
+        if not fresh or fresh[0].offset == expected:
+            return fresh
+        (start,) = (await consumer.beginning_offsets([tp])).values()
+        if start > expected:
+            log.error(
+                "%s: offsets %d-%d were deleted by retention before the ledger applied them",
+                tp,
+                expected,
+                start - 1,
+            )
+            self._next[tp.partition] = start
+            return [record for record in fresh if record.offset >= start]
+        log.warning("%s: fetch began at %d, past %d: reading again", tp, fresh[0].offset, expected)
+        consumer.seek(tp, expected)
+        return []
+
+    async def _apply(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        assert self._producer is not None
+        store = self._stores.store(partition)
+        table = WriteThrough(store)
+        deliveries = await self._step(table, records)
+        for key, value in table.writes:
+            deliveries.append(
+                await self._producer.send(self._changelog, value, key=key, partition=partition)
+            )
+        await asyncio.gather(*deliveries)
+        after = records[-1].offset + 1
+        marker = state.encode_offset(after - 1)
+        store[state.APPLIED_KEY] = marker
+        delivery = await self._producer.send(
+            self._changelog, marker, key=state.APPLIED_KEY, partition=partition
+        )
+        delivery.add_done_callback(lambda done: self._marker_delivered(partition, after, done))
+        self._next[partition] = after
+
+    def _marker_delivered(self, partition: int, after: int, delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and delivery.exception() is None:
+            self._delivered[partition] = max(after, self._delivered.get(partition, 0))
+
+    # --- committing and gauges ------------------------------------------------------
+
+    async def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_commit >= _COMMIT_EVERY_S:
+            self._last_commit = now
+            await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        moved = {
+            TopicPartition(self._topic, partition): offset
+            for partition, offset in self._delivered.items()
+            if partition in self._next and self._committed.get(partition) != offset
+        }
+        if not moved:
+            return
+        try:
+            await consumer.commit(moved)
+        except KafkaError as error:  # a rebalance under way: the markers are the truth
+            log.info("ledger offsets not committed: %s", error)
+            return
+        self._committed.update({tp.partition: offset for tp, offset in moved.items()})
+
+    async def _refreshing(self) -> None:
+        while not self.should_stop:
+            self._refresh_gauges()
+            await asyncio.sleep(_REFRESH_S)
+
+    def _refresh_gauges(self) -> None:
+        """``stockcast_consumer_lag_records`` = highwater - the next offset to apply."""
+        owned = dict(self._next)
+        self._metrics.assigned_partitions.labels(self._topic).set(len(owned))
+        lagging = set()
+        for partition, after in owned.items():
+            if (highwater := self._highwater(partition)) is not None:
+                lagging.add(partition)
+                lag = max(0, highwater - after)
+                self._metrics.consumer_lag.labels(self._topic, str(partition)).set(lag)
+        for partition in self._labelled - lagging:
+            self._metrics.consumer_lag.remove(self._topic, str(partition))
+        self._labelled = lagging
+
+    def _highwater(self, partition: int) -> int | None:
+        if self._consumer is None:
+            return None
+        try:
+            highwater: int | None = self._consumer.highwater(TopicPartition(self._topic, partition))
+        except AssertionError:  # revoked since the partitions were read
+            return None
+        return highwater
+
+    # --- rebalancing ----------------------------------------------------------------
+
+    async def revoke(self, revoked: Sequence[TopicPartition]) -> None:
+        """Finishes the batch under way, commits, and forgets the partitions' state."""
+        self.rebalancing = True
+        async with self._lock:
+            if self._producer is not None:
+                await self._producer.flush()
+            if self._consumer is not None:
+                await self._commit(self._consumer)
+            for tp in revoked:
+                self._stores.drop(tp.partition)
+                self._next.pop(tp.partition, None)
+                self._delivered.pop(tp.partition, None)
+                self._committed.pop(tp.partition, None)
+
+    async def assign(self, assigned: Sequence[TopicPartition]) -> None:
+        """Rebuilds each partition's state from its changelog, then reads on from the
+        offset after its marker (from the start of the log without one)."""
+        assert self._restorer is not None
+        assert self._consumer is not None
+        async with self._lock:
+            partitions = sorted(tp.partition for tp in assigned)
+            for partition in partitions:
+                self._stores.fresh(partition)
+            restored = await self._restore(self._restorer, partitions)
+            starts = await self._consumer.beginning_offsets(list(assigned))
+            for tp in assigned:
+                marker = self._stores.store(tp.partition).get(state.APPLIED_KEY)
+                after = state.decode_offset(marker) + 1 if marker else starts[tp]
+                self._consumer.seek(tp, after)
+                self._next[tp.partition] = self._delivered[tp.partition] = after
+            log.info("ledger partitions %s rebuilt from %d changelog records", partitions, restored)
+            self.rebalancing = False
+        self._on_recovered()
+
+    async def _restore(self, restorer: AIOKafkaConsumer, partitions: list[int]) -> int:
+        tps = [TopicPartition(self._changelog, partition) for partition in partitions]
+        restorer.assign(tps)
+        if not tps:
+            return 0
+        starts = await restorer.beginning_offsets(tps)
+        ends = await restorer.end_offsets(tps)
+        for tp in tps:
+            restorer.seek(tp, starts[tp])
+        pending = {tp for tp in tps if starts[tp] < ends[tp]}
+        count = 0
+        while pending:
+            fetched = await restorer.getmany(
+                *pending, timeout_ms=1000, max_records=_RESTORE_RECORDS
+            )
+            for tp, records in fetched.items():
+                store = self._stores.store(tp.partition)
+                for record in records:
+                    if record.value is None:
+                        store.delete(record.key)
+                    else:
+                        store[record.key] = record.value
+                count += len(records)
+            pending = {tp for tp in pending if await restorer.position(tp) < ends[tp]}
+        return count
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, service: LedgerService) -> None:
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._service.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._service.assign(assigned)

@@ -1,0 +1,58 @@
+"""The ledger's local state: one RocksDB store per input partition this worker owns.
+
+The Kafka changelog is the truth and these stores only its cache, rebuilt from the
+changelog every time a partition is assigned (a store left on disk may hold writes
+the changelog never got). RocksDB keeps a large ledger off the Python heap. Every
+key of a SKU lives in the store of the SKU's partition, so dropping a revoked
+partition drops exactly its SKUs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import Options, Rdict
+
+
+class PartitionStores:
+    """Byte stores by partition, under ``directory`` (one subdirectory each)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._stores: dict[int, Rdict] = {}
+
+    def fresh(self, partition: int) -> Rdict:
+        """An empty store for ``partition``, whatever was on disk before."""
+        self.drop(partition)
+        path = self._directory / str(partition)
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = self._stores[partition] = Rdict(str(path), Options(raw_mode=True))
+        return store
+
+    def store(self, partition: int) -> Rdict:
+        return self._stores[partition]
+
+    def drop(self, partition: int) -> None:
+        store = self._stores.pop(partition, None)
+        if store is not None:
+            store.close()
+
+    def close(self) -> None:
+        for partition in list(self._stores):
+            self.drop(partition)
+
+    def get(self, key: bytes) -> bytes | None:
+        """``key`` from whichever owned partition holds it."""
+        for store in self._stores.values():
+            value: bytes | None = store.get(key)
+            if value is not None:
+                return value
+        return None
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every key of every owned partition."""
+        for store in list(self._stores.values()):
+            yield from store.items()
