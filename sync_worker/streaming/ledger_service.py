@@ -363,11 +363,22 @@ class LedgerService(mode.Service):
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka only logs a listener's failure and reads on; a ledger that could not
+    finish a batch or rebuild a partition must stop the worker instead."""
+
     def __init__(self, service: LedgerService) -> None:
         self._service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._service.revoke(revoked)
+        try:
+            await self._service.revoke(revoked)
+        except Exception as error:
+            await self._service.crash(error)
+            raise
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._service.assign(assigned)
+        try:
+            await self._service.assign(assigned)
+        except Exception as error:
+            await self._service.crash(error)
+            raise
