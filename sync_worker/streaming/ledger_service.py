@@ -126,11 +126,11 @@ class LedgerService(mode.Service):
             acks="all", enable_idempotence=True, linger_ms=1, **self._options
         )
         await self._producer.start()
+        await self._check_copartitioned(self._producer)
         self._restorer = AIOKafkaConsumer(
             enable_auto_commit=False, auto_offset_reset="earliest", **self._options
         )
         await self._restorer.start()
-        await self._check_copartitioned(self._restorer)
         consumer = group_consumer(
             self._group_id,
             {
@@ -163,15 +163,14 @@ class LedgerService(mode.Service):
         delivery: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
         return delivery
 
-    async def _check_copartitioned(self, client: AIOKafkaConsumer) -> None:
-        await client.topics()  # fetches the metadata partitions_for_topic reads
-        inputs = client.partitions_for_topic(self._topic)
-        changelog = client.partitions_for_topic(self._changelog)
+    async def _check_copartitioned(self, producer: AIOKafkaProducer) -> None:
+        inputs = await producer.partitions_for(self._topic)
+        changelog = await producer.partitions_for(self._changelog)
         if inputs != changelog:
             raise RuntimeError(
-                f"{self._changelog} has partitions {sorted(changelog or ())} but "
-                f"{self._topic} has {sorted(inputs or ())}: a SKU's state must live in the "
-                "changelog partition of its input partition (create both with the same count)"
+                f"{self._changelog} has partitions {sorted(changelog)} but {self._topic} has "
+                f"{sorted(inputs)}: a SKU's state must live in the changelog partition of its "
+                "input partition (create both with the same count)"
             )
 
     # --- applying -------------------------------------------------------------------
