@@ -181,11 +181,10 @@ class LedgerService(mode.Service):
                 fetched = await consumer.getmany(
                     timeout_ms=_IDLE_POLL_MS, max_records=self._batch_max
                 )
-                if fetched and sum(map(len, fetched.values())) < self._batch_max:
+                room = self._batch_max - sum(map(len, fetched.values()))
+                if fetched and room > 0:
                     # A moment for the batch to fill: each SKU's state is written once per batch.
-                    more = await consumer.getmany(
-                        timeout_ms=self._batch_wait_ms, max_records=self._batch_max
-                    )
+                    more = await consumer.getmany(timeout_ms=self._batch_wait_ms, max_records=room)
                     for tp, records in more.items():
                         fetched[tp] = [*fetched.get(tp, ()), *records]
             except ConsumerStoppedError:
