@@ -51,6 +51,7 @@ from sync_worker.streaming.ledger_store import PartitionStores
 from sync_worker.streaming.pace import SessionPace
 from sync_worker.streaming.partition_gauges import PartitionGauges
 from sync_worker.streaming.payment_service import PaymentService
+from sync_worker.streaming.publisher_feed import PublisherFeed
 from sync_worker.streaming.session_service import SessionStore
 from sync_worker.streaming.side_producer import SideProducer
 from sync_worker.streaming.stock_gauges import StockGauges, positions_in
@@ -346,7 +347,6 @@ def create_app(
     sku_events = declared_topic(topics.sku_events)
     cancellations = declared_topic(topics.cancellation_requests)
     order_decisions = declared_topic(topics.order_decisions)
-    stock_levels = declared_topic(topics.stock_levels)
     dead_letters = declared_topic(topics.dead_letters)
 
     async def dead_letter(letter: DeadLetter) -> Awaitable[Any]:
@@ -376,13 +376,17 @@ def create_app(
     configured = frozenset(channel.name for channel in settings.channels)
     stock_gauges = StockGauges(metrics, [c.name for c in settings.channels], settings.metrics)
 
-    def reload_stock_gauges() -> None:
-        # After each rebalance's rebuild, before the ledger reads on: the partitions
-        # owned now.
+    async def ledger_assigned(partitions: Sequence[int]) -> None:
+        # After each rebalance's rebuild, before the ledger reads on: the gauges count
+        # the partitions owned now, and the publisher pushes the same SKUs' quotas.
         try:
             stock_gauges.reload(positions_in(stores.items()))
         except Exception:  # stale gauges are better than a worker that stops here
             log.exception("could not rebuild the stock gauges")
+        await feed.follow((topics.sku_events, partition) for partition in partitions)
+
+    async def ledger_revoked(partitions: Sequence[int]) -> None:
+        await feed.let_go()
 
     async def ledger_step(
         table: WriteThrough, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -421,11 +425,11 @@ def create_app(
         client_options=kafka_client_options(settings.kafka),
         stores=stores,
         step=ledger_step,
-        metrics=metrics,
         batch_max=settings.worker.batch_max,
         batch_wait_ms=settings.worker.batch_wait_ms,
         session_timeout_s=settings.worker.session_timeout_s,
-        on_recovered=reload_stock_gauges,
+        on_assigned=ledger_assigned,
+        on_revoked=ledger_revoked,
     )
     outputs = _Outputs(topics, ledger_service.send, metrics)
 
@@ -479,23 +483,24 @@ def create_app(
         writes_per_s={c.name: c.writes_per_s for c in settings.channels if c.writes_per_s},
     )
 
-    async def publisher_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            change = codecs.decode_quota(event.value)
-            if change is not None:
-                live.update(
-                    change.channel, change.sku, change.quota, change.version, change.event_time_ms
-                )
-                # The record's timestamp is when the ledger agent produced the change:
-                # push latency counts from the decision, not from the cause's event time.
-                publisher.offer(change, decided=event.message.timestamp or None)
+    def take_quota_change(value: bytes, timestamp_ms: int | None) -> None:
+        change = codecs.decode_quota(value)
+        if change is not None:
+            live.update(
+                change.channel, change.sku, change.quota, change.version, change.event_time_ms
+            )
+            # The record's timestamp is when the ledger produced the change: push
+            # latency counts from the decision, not from the cause's event time.
+            publisher.offer(change, decided=timestamp_ms / 1000 if timestamp_ms else None)
 
-    # On the stock-levels topic, which every change feeds: an agent on a topic of its
-    # own that stays idle (no channels, no sales) made faust commit input offsets
-    # ahead of the ledger's changelog in the SIGKILL test (see the issue 4 note), and
-    # reading this topic beside faust instead still did so in CI even with the
-    # delivering producer (docs/performance.md, branch publisher-feed).
-    app.agent(stock_levels, name=names.PUBLISHER_AGENT)(publisher_agent)
+    feed = PublisherFeed(
+        topic=topics.stock_levels,
+        follows=topics.sku_events,
+        group_id=f"{settings.worker.app_id}-{names.PUBLISHER_GROUP}",
+        consumer_options=kafka_client_options(settings.kafka),
+        take=take_quota_change,
+        seed_group=settings.worker.app_id,  # where the faust agent that read it committed
+    )
 
     receivers = inbound_by_platform(connectors)
     metrics.prime_worker(configured, inbound_platforms=receivers)
@@ -567,9 +572,12 @@ def create_app(
         sessions,
         pace,
         stock_gauges,
-        PartitionGauges(app, (topics.order_decisions, topics.stock_levels), metrics, rebalancing),
+        PartitionGauges(
+            app, (topics.order_decisions,), metrics, rebalancing, feeds=(ledger_service, feed)
+        ),
         http,
         _PublisherService(publisher),
+        feed,
         *inbound_services,
         *_payment_services(settings, topics, sku_events, dead_letter, metrics),
         *_alert_services(settings, topics, dead_letter, metrics),

@@ -36,7 +36,6 @@ from aiokafka import (
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from rocksdict import Rdict
 
-from sync_worker.metrics import Metrics
 from sync_worker.streaming import state
 from sync_worker.streaming.kafka_clients import group_consumer
 from sync_worker.streaming.ledger_store import PartitionStores
@@ -45,8 +44,11 @@ log = logging.getLogger(__name__)
 
 _IDLE_POLL_MS: Final = 500
 _RESTORE_RECORDS: Final = 10_000
-_REFRESH_S: Final = 1.0
 _COMMIT_EVERY_S: Final = 1.0
+
+
+async def _nothing(partitions: Sequence[int]) -> None:
+    """No one to tell of a rebalance."""
 
 
 class LedgerStep(Protocol):
@@ -78,7 +80,8 @@ class WriteThrough:
 class LedgerService(mode.Service):
     """Consumes ``topic`` in the group ``group_id`` and keeps each assigned partition's
     state in ``stores``, written through to ``changelog`` (same partition numbers).
-    ``on_recovered`` runs after each assignment's state is rebuilt."""
+    ``on_assigned(partitions)`` runs after each assignment's state is rebuilt, before the
+    worker counts as ready; ``on_revoked(partitions)`` once their state is let go."""
 
     def __init__(
         self,
@@ -89,19 +92,20 @@ class LedgerService(mode.Service):
         client_options: Mapping[str, Any],
         stores: PartitionStores,
         step: LedgerStep,
-        metrics: Metrics,
         batch_max: int,
         batch_wait_ms: float,
         session_timeout_s: float,
-        on_recovered: Callable[[], None] = lambda: None,
+        on_assigned: Callable[[Sequence[int]], Awaitable[None]] = _nothing,
+        on_revoked: Callable[[Sequence[int]], Awaitable[None]] = _nothing,
     ) -> None:
         super().__init__()
-        self._topic, self._changelog, self._group_id = topic, changelog, group_id
+        self._changelog, self._group_id = changelog, group_id
         self._options = dict(client_options)
-        self._stores, self._step, self._metrics = stores, step, metrics
+        self.topic = topic
+        self._stores, self._step = stores, step
         self._batch_max, self._batch_wait_ms = batch_max, max(1, round(batch_wait_ms))
         self._session_timeout_ms = round(session_timeout_s * 1000)
-        self._on_recovered = on_recovered
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
         self._lock = asyncio.Lock()
         self._next: dict[int, int] = {}
         """Per owned, rebuilt partition: the input offset to apply next."""
@@ -109,12 +113,10 @@ class LedgerService(mode.Service):
         """Per partition: the offset after the last marker Kafka acknowledged."""
         self._committed: dict[int, int] = {}
         self._last_commit = 0.0
-        self._labelled: set[int] = set()
         self.rebalancing = True
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._restorer: AIOKafkaConsumer | None = None
-        metrics.assigned_partitions.labels(topic).set(0)
 
     @property
     def ready(self) -> bool:
@@ -140,11 +142,10 @@ class LedgerService(mode.Service):
                 "heartbeat_interval_ms": self._session_timeout_ms // 5,
             },
         )
-        consumer.subscribe([self._topic], listener=_Rebalance(self))
+        consumer.subscribe([self.topic], listener=_Rebalance(self))
         self._consumer = consumer  # before start: the first assignment may come during it
         await consumer.start()
         self.add_future(self._run(consumer))
-        self.add_future(self._refreshing())
 
     async def on_stop(self) -> None:
         async with self._lock:
@@ -164,11 +165,11 @@ class LedgerService(mode.Service):
         return delivery
 
     async def _check_copartitioned(self, producer: AIOKafkaProducer) -> None:
-        inputs = await producer.partitions_for(self._topic)
+        inputs = await producer.partitions_for(self.topic)
         changelog = await producer.partitions_for(self._changelog)
         if inputs != changelog:
             raise RuntimeError(
-                f"{self._changelog} has partitions {sorted(changelog)} but {self._topic} has "
+                f"{self._changelog} has partitions {sorted(changelog)} but {self.topic} has "
                 f"{sorted(inputs)}: a SKU's state must live in the changelog partition of its "
                 "input partition (create both with the same count)"
             )
@@ -256,7 +257,7 @@ class LedgerService(mode.Service):
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         moved = {
-            TopicPartition(self._topic, partition): offset
+            TopicPartition(self.topic, partition): offset
             for partition, offset in self._delivered.items()
             if partition in self._next and self._committed.get(partition) != offset
         }
@@ -269,30 +270,24 @@ class LedgerService(mode.Service):
             return
         self._committed.update({tp.partition: offset for tp, offset in moved.items()})
 
-    async def _refreshing(self) -> None:
-        while not self.should_stop:
-            self._refresh_gauges()
-            await asyncio.sleep(_REFRESH_S)
+    def partitions(self) -> set[tuple[str, int]]:
+        """The input partitions owned and rebuilt (for the partition gauges)."""
+        return {(self.topic, partition) for partition in self._next}
 
-    def _refresh_gauges(self) -> None:
-        """``stockcast_consumer_lag_records`` = highwater - the next offset to apply."""
-        owned = dict(self._next)
-        self._metrics.assigned_partitions.labels(self._topic).set(len(owned))
-        lagging = set()
-        for partition, after in owned.items():
+    async def lags(self) -> dict[tuple[str, int], int]:
+        """Per owned partition whose end is known: its highwater minus the offset the
+        ledger applies next."""
+        lags = {}
+        for partition, after in list(self._next.items()):
             if (highwater := self._highwater(partition)) is not None:
-                lagging.add(partition)
-                lag = max(0, highwater - after)
-                self._metrics.consumer_lag.labels(self._topic, str(partition)).set(lag)
-        for partition in self._labelled - lagging:
-            self._metrics.consumer_lag.remove(self._topic, str(partition))
-        self._labelled = lagging
+                lags[(self.topic, partition)] = max(0, highwater - after)
+        return lags
 
     def _highwater(self, partition: int) -> int | None:
         if self._consumer is None:
             return None
         try:
-            highwater: int | None = self._consumer.highwater(TopicPartition(self._topic, partition))
+            highwater: int | None = self._consumer.highwater(TopicPartition(self.topic, partition))
         except AssertionError:  # revoked since the partitions were read
             return None
         return highwater
@@ -312,6 +307,7 @@ class LedgerService(mode.Service):
                 self._next.pop(tp.partition, None)
                 self._delivered.pop(tp.partition, None)
                 self._committed.pop(tp.partition, None)
+        await self._on_revoked([tp.partition for tp in revoked])
 
     async def assign(self, assigned: Sequence[TopicPartition]) -> None:
         """Rebuilds each partition's state from its changelog, then reads on from the
@@ -330,8 +326,8 @@ class LedgerService(mode.Service):
                 self._consumer.seek(tp, after)
                 self._next[tp.partition] = self._delivered[tp.partition] = after
             log.info("ledger partitions %s rebuilt from %d changelog records", partitions, restored)
-            self.rebalancing = False
-        self._on_recovered()
+        await self._on_assigned(partitions)
+        self.rebalancing = False
 
     async def _restore(self, restorer: AIOKafkaConsumer, partitions: list[int]) -> int:
         tps = [TopicPartition(self._changelog, partition) for partition in partitions]

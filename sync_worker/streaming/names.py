@@ -54,7 +54,9 @@ ORDERS_TABLE = "orders"
 """Table: order key -> OrderTally of an all-or-nothing order still being decided."""
 
 ORDERS_AGENT = "orders"
-PUBLISHER_AGENT = "publisher"
+PUBLISHER_GROUP = "publisher"
+"""Consumer group ``<app_id>-publisher``: where the publisher's feed keeps its offsets
+(it reads the stock levels beside faust, on the partitions the ledger has here)."""
 LEDGER_GROUP = "ledger"
 """Consumer group ``<app_id>-ledger``: the SKU events, read by the ledger outside faust."""
 INBOUND_GROUP = "inbound"

@@ -9,8 +9,9 @@ The position is the offset after the last message every stream finished with (a
 faust sensor sees each one go out); until one is finished after a rebalance, it is
 where faust sought to, the group's committed offset, or the start of the log when
 the group never committed there. The highwater is the one the consumer last fetched.
-Series of partitions no longer assigned are removed at the next refresh. (The ledger's
-input, read outside faust, is measured the same way by ``ledger_service``.)
+Inputs read beside faust (the ledger's SKU events, the publisher's feed) report their
+own partitions and lag. Series of partitions no longer assigned are removed at the next
+refresh.
 
 ``stockcast_worker_rebalancing`` is read at scrape time: 1 from the moment faust's or
 the ledger's partitions are revoked until the new ones are assigned and their state
@@ -23,7 +24,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import mode
@@ -57,6 +58,16 @@ class FinishedOffsets(faust.Sensor):
         super().on_rebalance_end(app, state)
 
 
+class Feed(Protocol):
+    """An input read beside faust by a plain consumer (the ledger, the publisher's feed)."""
+
+    topic: str
+
+    def partitions(self) -> set[tuple[str, int]]: ...
+
+    async def lags(self) -> dict[tuple[str, int], int]: ...
+
+
 class PartitionGauges(mode.Service):
     def __init__(
         self,
@@ -64,19 +75,22 @@ class PartitionGauges(mode.Service):
         topics: Iterable[str],
         metrics: Metrics,
         rebalancing: Callable[[], bool],
+        feeds: Iterable[Feed] = (),
     ) -> None:
-        """``topics``: the input topics whose partitions are counted and whose lag is
-        measured (changelogs and faust's own topics are not). ``rebalancing`` is read at
-        scrape time."""
+        """``topics``: the input topics faust's agents read, whose partitions are counted
+        and whose lag is measured (changelogs and faust's own topics are not); ``feeds``:
+        the inputs read beside faust, counted and measured likewise. ``rebalancing`` is
+        read at scrape time."""
         super().__init__()
         self._app, self._metrics = app, metrics
         self._topics = tuple(topics)
+        self._feeds = tuple(feeds)
         self._finished = FinishedOffsets()
         app.sensors.add(self._finished)
         metrics.worker_rebalancing.set_function(lambda: 1.0 if rebalancing() else 0.0)
-        for topic in self._topics:
+        for topic in (*self._topics, *(feed.topic for feed in self._feeds)):
             metrics.assigned_partitions.labels(topic).set(0)
-        self._labelled: set[TP] = set()
+        self._labelled: set[tuple[str, int]] = set()
 
     async def on_start(self) -> None:
         self.add_future(self._refreshing())
@@ -96,12 +110,17 @@ class PartitionGauges(mode.Service):
             self._metrics.assigned_partitions.labels(topic).set(counts[topic])
         highwaters = {tp: hw for tp in assigned if (hw := self._highwater(tp)) is not None}
         positions = await self._positions(highwaters)
-        for tp, highwater in highwaters.items():
-            lag = max(0, highwater - positions[tp])
-            self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        for tp in self._labelled - set(highwaters):
-            self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
-        self._labelled = set(highwaters)
+        lags = {
+            (tp.topic, tp.partition): max(0, hw - positions[tp]) for tp, hw in highwaters.items()
+        }
+        for feed in self._feeds:
+            self._metrics.assigned_partitions.labels(feed.topic).set(len(feed.partitions()))
+            lags |= await feed.lags()
+        for (topic, partition), lag in lags.items():
+            self._metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+        for topic, partition in self._labelled - set(lags):
+            self._metrics.consumer_lag.remove(topic, str(partition))
+        self._labelled = set(lags)
 
     def _assignment(self) -> set[TP]:
         if not self._app.started or self._app.should_stop:

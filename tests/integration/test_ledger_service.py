@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sync_worker.config import KafkaSettings
-from sync_worker.metrics import Metrics
 from sync_worker.streaming import names, state
 from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.ledger_service import LedgerService, WriteThrough
@@ -63,7 +62,6 @@ async def ledger(
         client_options={"bootstrap_servers": bootstrap},
         stores=stores,
         step=step,
-        metrics=Metrics.create(),
         batch_max=100,
         batch_wait_ms=1,
         session_timeout_s=6,

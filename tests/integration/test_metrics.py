@@ -283,10 +283,13 @@ async def test_each_worker_shows_what_it_owns_and_nothing_of_what_it_handed_over
         owned = scrape_.lag_partitions(topics.sku_events)
         assert 0 < len(owned) < PARTITIONS
         expected = {sku for sku in WATCHED if partition_of(sku) in owned}
-        if scrape_ is scrapes[0] and partition_of(HOT) in owned:
-            expected.add(HOT)  # only the first worker saw it sell: the second never heats it
+        # Only the first worker saw HOT and WARM sell (the second never heats them); its
+        # one top slot goes to WARM once HOT's partition was handed over.
+        if scrape_ is scrapes[0]:
+            hottest = [sku for sku in (HOT, WARM) if partition_of(sku) in owned][:1]
+            expected.update(hottest)
         assert scrape_.labelled("stockcast_sku_sellable_units", "sku") == expected
         assert scrape_.labelled("stockcast_sku_quota_units", "sku") == expected
-        for topic in (topics.order_decisions, topics.stock_levels):
-            assert scrape_.lag_partitions(topic) == owned  # co-partitioned inputs
+        # The publisher pushes the SKUs whose events this worker decides.
+        assert scrape_.lag_partitions(topics.stock_levels) == owned
     assert scrapes[1].get("stockcast_order_lines_received_total", channel="room-a") == 0

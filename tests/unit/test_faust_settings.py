@@ -254,8 +254,7 @@ def test_every_persistent_name_is_an_explicit_constant(run_probe: RunProbe) -> N
     }  # names only: alerts, sessions and the ledger's state use plain aiokafka clients
     assert seen["agents"] == {
         names.ORDERS_AGENT: [topics.order_decisions],
-        names.PUBLISHER_AGENT: [topics.stock_levels],
-    }  # SKU events and notifications are consumed outside faust, in groups of their own
+    }  # SKU events, stock levels and notifications are read outside faust
     assert seen["tables"] == {
         names.ORDERS_TABLE: f"stockcast-probe-{names.ORDERS_TABLE}-changelog",
     }
@@ -274,7 +273,7 @@ def test_the_persistent_names_never_change() -> None:
     assert (names.LEDGER_STATE, names.ORDERS_TABLE) == ("ledger-state.v1", "orders")
     assert (
         names.ORDERS_AGENT,
-        names.PUBLISHER_AGENT,
+        names.PUBLISHER_GROUP,
         names.LEDGER_GROUP,
         names.INBOUND_GROUP,
         names.ALERTS_GROUP,

@@ -1,4 +1,4 @@
-"""How the lag is reckoned from what faust's consumer knows, over a stand-in consumer.
+"""How the lag is reckoned from what faust's consumer and the inputs read beside it know.
 
 The worker's real consumer is exercised against the broker in
 tests/integration/test_metrics.py; here each source of the position is pinned: the
@@ -204,3 +204,38 @@ def test_rebalancing_is_read_at_each_scrape() -> None:
     assert r.metrics.registry.get_sample_value(value) == 1
     r.app.rebalancing = False
     assert r.metrics.registry.get_sample_value(value) == 0
+
+
+@dataclass
+class StandInFeed:
+    """An input read beside faust, reporting its own partitions and lag."""
+
+    topic: str
+    lagging: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def partitions(self) -> set[tuple[str, int]]:
+        return set(self.lagging)
+
+    async def lags(self) -> dict[tuple[str, int], int]:
+        return dict(self.lagging)
+
+
+async def test_inputs_read_beside_faust_report_their_partitions_and_lag() -> None:
+    app, metrics = StandInApp(), Metrics.create()
+    ledger, feed = StandInFeed("ledger-input"), StandInFeed("feed-input")
+    gauges = PartitionGauges(
+        cast(Any, app), (EVENTS,), metrics, lambda: False, feeds=(ledger, feed)
+    )
+    r = Rig(app, gauges, metrics)
+    await gauges.refresh()
+    assert (r.assigned("ledger-input"), r.assigned("feed-input")) == (0, 0)
+
+    ledger.lagging = {("ledger-input", 0): 7, ("ledger-input", 2): 0}
+    feed.lagging = {("feed-input", 0): 3}
+    await gauges.refresh()
+    assert (r.assigned("ledger-input"), r.assigned("feed-input")) == (2, 1)
+    assert (r.lag("ledger-input", 0), r.lag("ledger-input", 2), r.lag("feed-input", 0)) == (7, 0, 3)
+
+    ledger.lagging = {("ledger-input", 2): 1}  # partition 0 handed over
+    await gauges.refresh()
+    assert (r.lag("ledger-input", 0), r.lag("ledger-input", 2)) == (None, 1)
