@@ -568,6 +568,7 @@ def create_app(
     )
     services = (
         side,
+        feed,  # before the ledger, which tells it what to follow
         ledger_service,
         sessions,
         pace,
@@ -577,7 +578,6 @@ def create_app(
         ),
         http,
         _PublisherService(publisher),
-        feed,
         *inbound_services,
         *_payment_services(settings, topics, sku_events, dead_letter, metrics),
         *_alert_services(settings, topics, dead_letter, metrics),

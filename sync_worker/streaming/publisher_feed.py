@@ -71,16 +71,18 @@ class PublisherFeed(mode.Service):
         self._reassigned = asyncio.Event()
 
     async def on_start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             group_id=self._group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **self._options,
         )
-        await self._consumer.start()
-        self.add_future(self._reading(self._consumer))
+        await consumer.start()
+        # Only now: a ``follow`` while it starts just records the partitions wanted.
+        self._consumer = consumer
+        self.add_future(self._reading(consumer))
         self.add_future(self._committing())
-        await self._apply(self._consumer)
+        await self._apply(consumer)
 
     async def on_stop(self) -> None:
         consumer, self._consumer = self._consumer, None
