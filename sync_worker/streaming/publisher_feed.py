@@ -109,31 +109,42 @@ class PublisherFeed(mode.Service):
                 await self._commit(consumer)
             except Exception:  # not fatal to a rebalance: the next owner hands them over again
                 log.warning("the publisher feed could not commit before a rebalance", exc_info=True)
-            self._handed = {tp: offset for tp, offset in self._handed.items() if tp in wanted}
+            self._handed = {}
             self._committed = {tp: o for tp, o in self._committed.items() if tp in wanted}
             self._assigned = wanted
             if wanted:
                 consumer.assign(sorted(wanted))
-                await self._seed(consumer, wanted)
+                await self._start_at(consumer, wanted)
             else:
                 consumer.unsubscribe()
             self._reassigned.set()
 
-    async def _seed(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+    async def _start_at(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        """Seeks every partition to its start, which also becomes the first offset taken:
+        a fetch that began before the seek cannot hand over what lies before it."""
         # A failure here fails the rebalance (the worker restarts): starting a fresh group
         # at the start of the topic instead would push its whole history again.
-        fresh = [tp for tp in sorted(partitions) if await consumer.committed(tp) is None]
-        if not fresh or self._seed_group is None:
-            return
+        starts = {tp: await consumer.committed(tp) for tp in sorted(partitions)}
+        fresh = [tp for tp, offset in starts.items() if offset is None]
+        if fresh and self._seed_group is not None:
+            starts |= await self._seeds(fresh)
+        unknown = [tp for tp, offset in starts.items() if offset is None]
+        if unknown:
+            starts |= await consumer.beginning_offsets(unknown)
+        for tp, offset in starts.items():
+            assert offset is not None
+            consumer.seek(tp, offset)
+            self._handed[tp] = offset
+
+    async def _seeds(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Where the seed group committed, for the partitions it committed."""
         admin = AIOKafkaAdminClient(**self._options)
         await admin.start()
         try:
-            seeds = await admin.list_consumer_group_offsets(self._seed_group, partitions=fresh)
+            seeds = await admin.list_consumer_group_offsets(self._seed_group, partitions=partitions)
         finally:
             await admin.close()
-        for tp, seed in seeds.items():
-            if seed.offset >= 0:
-                consumer.seek(tp, seed.offset)
+        return {tp: seed.offset for tp, seed in seeds.items() if seed.offset >= 0}
 
     async def let_go(self) -> None:
         """Commit what was handed over and stop reading (the ledger's partitions were
@@ -178,6 +189,8 @@ class PublisherFeed(mode.Service):
                     if tp not in self._assigned:  # let go meanwhile: its new owner reads it
                         continue
                     for record in records:
+                        if record.offset < self._handed.get(tp, 0):
+                            continue  # fetched before the partition was sought
                         try:
                             self._take(record.value, record.timestamp)
                         except Exception:  # the ledger wrote it: a bug, not bad input

@@ -169,7 +169,7 @@ class PrometheusApi:
         }
         for expected in FIRING:
             if expected not in firing:
-                found.append(f"{expected} is not among the alerts: {sorted(firing)}")
+                found.append(f"{expected} is not among the alerts: {sorted(firing, key=str)}")
         return [problem for problem in found if problem is not None]
 
     async def until_scraped(self, deadline: float) -> None:
