@@ -250,20 +250,20 @@ def _read_pid(config: DevKafkaConfig, node_id: int) -> int | None:
         return None
 
 
-def _reap(pid: int) -> None:
-    """Collect an exited child of ours so it stops looking alive."""
+def _is_our_broker(config: DevKafkaConfig, node_id: int, pid: int) -> bool:
+    """True if ``pid`` is running this node's broker (guards against pid reuse).
+
+    A node this process spawned is judged by its ``Popen`` alone: its /proc cmdline can
+    read empty or stale for a moment while it starts, which once made a healthy node
+    look as if it had exited during start-up."""
     child = _CHILDREN.get(pid)
     if child is not None:
-        if child.poll() is not None:
-            del _CHILDREN[pid]
-        return
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]  # collected: it stops looking alive
+        return False
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def _is_our_broker(config: DevKafkaConfig, node_id: int, pid: int) -> bool:
-    """True if ``pid`` is running this node's broker (guards against pid reuse)."""
-    _reap(pid)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
