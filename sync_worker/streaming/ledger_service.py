@@ -364,15 +364,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         self._service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        try:
-            await self._service.revoke(revoked)
-        except Exception as error:
-            await self._service.crash(error)
-            raise
+        await self._or_crash(self._service.revoke(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._or_crash(self._service.assign(assigned))
+
+    async def _or_crash(self, step: Awaitable[None]) -> None:
         try:
-            await self._service.assign(assigned)
+            await step
         except Exception as error:
             await self._service.crash(error)
             raise
