@@ -2,10 +2,12 @@
 
 No module-level app and no side effects at import. faust gets an empty environment
 mapping and ``autodiscover=False``, so everything it does comes from ``Settings``.
-Agents are thin: decode at the edge, call the pure ledger, write each table once,
-emit. Pushing to platforms happens in the publisher, outside the stateful stream.
-The worker's metrics (docs/metrics.md) are built on one registry, which ``/metrics``
-serves; the gauges that summarise state are refreshed by services beside the agents.
+The ledger's step and the orders agent are thin: decode at the edge, call the pure
+domain, write each state key once per batch, emit. The ledger's input is read outside
+faust (``ledger_service``, docs/ledger.md); pushing to platforms happens in the
+publisher, fed beside faust too. The worker's metrics (docs/metrics.md) are built on
+one registry, which ``/metrics`` serves; the gauges that summarise state are refreshed
+by services beside the ledger.
 """
 
 from __future__ import annotations
@@ -330,7 +332,8 @@ def create_app(
     metrics: Metrics | None = None,
     channels: Sequence[tuple[str, Connector]] | None = None,
 ) -> StockcastApp:
-    """Build the worker: topics, tables, the ledger and publisher agents, HTTP service.
+    """Build the worker: topics, the ledger service, the orders agent and its table, the
+    publisher and its feed, the HTTP service.
     Without ``metrics``, the worker's own registry also carries the process, platform
     and garbage-collector metrics."""
     metrics = metrics or Metrics.create(process=True)

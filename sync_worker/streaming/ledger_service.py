@@ -1,18 +1,18 @@
 """The ledger's input read a fetch at a time by a plain aiokafka consumer, with its own
 changelog: where each partition resumes is written beside the state it resumes.
 
-faust read the ledger's input before: after a rebalance it resumed each partition
-from the group's committed offset, and in the SIGKILL test that lost input in several
-ways (docs/ledger.md, "Where the ledger resumes"): a partition the group had never
-committed stayed wherever its last fetch stopped, a batch fetched before the seek was
-still handed on after it, and records were counted read whose hand-over to the agent
-a rebalance had cancelled. Here there is one truth instead of two. The changelog
-partition of each input partition holds the ledger's state for it and, after each
-batch, ``APPLIED_KEY``: the last input offset whose every state write and output
-Kafka has acknowledged. A worker assigned the partition rebuilds the state from the
-changelog and reads on from the next offset, and takes from each fetch only the
-records that continue exactly from there. Records applied after the last marker are
-read again and answered by the replay guard (``domain.replay``).
+faust read the ledger's input before: after a rebalance it resumed each partition from
+the group's committed offset, and in the SIGKILL test that lost input in several ways
+(docs/ledger.md, "Why the ledger reads its input outside faust"): a partition the
+group had never committed stayed wherever its last fetch stopped, a batch fetched
+before the seek was still handed on after it, and records were counted read whose
+hand-over to the agent a rebalance had cancelled. Here there is one truth instead of
+two. The changelog partition of each input partition holds the ledger's state for it
+and, after each batch, ``APPLIED_KEY``: the last input offset whose every state write
+and output Kafka has acknowledged. A worker assigned the partition rebuilds the state
+from the changelog and reads on from the next offset, and takes from each fetch only
+the records that continue exactly from there. Records applied after the last marker
+are read again and answered by the replay guard (``domain.replay``).
 
 The group's committed offsets (``<app_id>-ledger``) follow the markers, once a marker
 is delivered, for lag monitoring; nothing resumes from them.
@@ -247,7 +247,7 @@ class LedgerService(mode.Service):
         if not delivery.cancelled() and delivery.exception() is None:
             self._delivered[partition] = max(after, self._delivered.get(partition, 0))
 
-    # --- committing and gauges ------------------------------------------------------
+    # --- committing, and the lag the partition gauges read ------------------------
 
     async def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
         now = asyncio.get_running_loop().time()
