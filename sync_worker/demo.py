@@ -64,6 +64,8 @@ class Tally:
 
     stock: dict[str, int]
     decisions: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)
+    """Rejected lines by reason."""
     decided_orders: set[tuple[str, str]] = field(default_factory=set)
     """(platform, order id) of every order with an answer (accepted or rejected)."""
     accepted_lines: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -76,6 +78,8 @@ class Tally:
         self.decisions[outcome] += 1
         if outcome != "duplicate":
             self.decided_orders.add((str(decision["platform"]), str(decision["order_id"])))
+        if outcome == "rejected":
+            self.rejections[str(decision.get("reason"))] += 1
         if outcome == "accepted":
             line = _line(decision)
             if line in self.accepted_lines:
@@ -99,6 +103,11 @@ class Tally:
             f"orders: {sum(c.orders_placed for c in counters)}",
             f"accepted: {self.decisions['accepted']}",
             f"rejected: {self.decisions['rejected']}",
+            *(
+                [f"rejected by reason: {', '.join(f'{r} {n}' for r, n in self.rejections.items())}"]
+                if self.rejections
+                else []
+            ),
             f"refused by rooms (sold out): {sum(c.orders_refused_sold_out for c in counters)}",
             f"duplicates ignored: {self.decisions['duplicate']}",
             f"cancelled: {sum(c.orders_cancelled for c in counters)}",
@@ -257,7 +266,7 @@ async def _follow(consumer: AIOKafkaConsumer, topics: TopicNames, tally: Tally) 
         payload = orjson.loads(message.value)
         if message.topic == topics.decisions:
             tally.decided(payload)
-        else:
+        elif payload.get("type") == "stock.level_changed":  # not the quota changes beside
             tally.levels[payload["sku"]] = payload
 
 
