@@ -111,17 +111,24 @@ class PublisherFeed(mode.Service):
                 log.warning("the publisher feed could not commit before a rebalance", exc_info=True)
             self._handed = {}
             self._committed = {tp: o for tp, o in self._committed.items() if tp in wanted}
-            self._assigned = wanted
             if wanted:
+                starts = await self._starts(consumer, wanted)
+                # No await from here on: aiokafka never looks for positions of its own.
                 consumer.assign(sorted(wanted))
-                await self._start_at(consumer, wanted)
+                for tp, offset in starts.items():
+                    consumer.seek(tp, offset)
+                self._handed = dict(starts)
             else:
                 consumer.unsubscribe()
+            self._assigned = wanted
             self._reassigned.set()
 
-    async def _start_at(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
-        """Seeks every partition to its start, which also becomes the first offset taken:
-        a fetch that began before the seek cannot hand over what lies before it."""
+    async def _starts(
+        self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Where each partition starts: the group's commit, else the seed group's, else
+        the log start. It is also the first offset taken: a fetch that began before the
+        seek there cannot hand over what lies before it."""
         # A failure here fails the rebalance (the worker restarts): starting a fresh group
         # at the start of the topic instead would push its whole history again.
         starts = {tp: await consumer.committed(tp) for tp in sorted(partitions)}
@@ -131,10 +138,7 @@ class PublisherFeed(mode.Service):
         unknown = [tp for tp, offset in starts.items() if offset is None]
         if unknown:
             starts |= await consumer.beginning_offsets(unknown)
-        for tp, offset in starts.items():
-            assert offset is not None
-            consumer.seek(tp, offset)
-            self._handed[tp] = offset
+        return {tp: offset for tp, offset in starts.items() if offset is not None}
 
     async def _seeds(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Where the seed group committed, for the partitions it committed."""
