@@ -149,14 +149,18 @@ class LedgerService(mode.Service):
 
     async def on_stop(self) -> None:
         async with self._lock:
-            if self._producer is not None:
-                await self._producer.flush()
-            if self._consumer is not None:
-                await self._commit(self._consumer)
+            await self._settle()
         for client in (self._consumer, self._restorer, self._producer):
             if client is not None:
                 await client.stop()
         self._stores.close()
+
+    async def _settle(self) -> None:
+        """Waits for every record sent so far, then commits the markers' offsets."""
+        if self._producer is not None:
+            await self._producer.flush()
+        if self._consumer is not None:
+            await self._commit(self._consumer)
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
         """Queues an output record; returns its delivery."""
@@ -298,10 +302,7 @@ class LedgerService(mode.Service):
         """Finishes the batch under way, commits, and forgets the partitions' state."""
         self.rebalancing = True
         async with self._lock:
-            if self._producer is not None:
-                await self._producer.flush()
-            if self._consumer is not None:
-                await self._commit(self._consumer)
+            await self._settle()
             for tp in revoked:
                 self._stores.drop(tp.partition)
                 self._next.pop(tp.partition, None)
