@@ -36,7 +36,13 @@ from connectors.base import (
 from sync_worker.config import Settings
 from sync_worker.domain import allocation, ledger, orders
 from sync_worker.domain.decide import Decided, Policies
-from sync_worker.domain.events import ChannelObserved, OrderLinePlaced, ReclaimSettled, SkuEvent
+from sync_worker.domain.events import (
+    ChannelObserved,
+    OrderLinePlaced,
+    ReclaimSettled,
+    SkuEvent,
+    StockLevelChanged,
+)
 from sync_worker.domain.position import SafetyReserve, SkuPosition
 from sync_worker.metrics import Metrics, channel_label
 from sync_worker.notify import Notifier
@@ -47,7 +53,7 @@ from sync_worker.streaming.dead_letters import DeadLetter
 from sync_worker.streaming.delivering_producer import DeliveringApp
 from sync_worker.streaming.inbound_service import InboundService, accept_into
 from sync_worker.streaming.kafka_clients import kafka_client_options
-from sync_worker.streaming.ledger_batch import decide_batch
+from sync_worker.streaming.ledger_batch import decide_batch, newest_levels
 from sync_worker.streaming.ledger_service import LedgerService, WriteThrough
 from sync_worker.streaming.ledger_store import PartitionStores
 from sync_worker.streaming.pace import SessionPace
@@ -116,7 +122,8 @@ class _Outputs:
     metrics: Metrics
 
     async def emit(self, key: bytes, decided: Decided) -> list[Awaitable[Any]]:
-        """Queues the step's events; returns their deliveries."""
+        """Queues the step's events but its stock level (``levels``); returns their
+        deliveries."""
         step, topics, send = decided.step, self.topics, self.send
         deliveries = []
         if step.decision is not None:
@@ -136,13 +143,16 @@ class _Outputs:
             deliveries.append(
                 await send(topics.cancellation_requests, key, codecs.encode(step.cancellation))
             )
-        if step.level is not None:
-            deliveries.append(await send(topics.stock_levels, key, codecs.encode(step.level)))
         if step.audit is not None:
             deliveries.append(await send(topics.audit, key, codecs.encode(step.audit)))
         for change in decided.quota_changes:
             deliveries.append(await send(topics.stock_levels, key, codecs.encode(change)))
         return deliveries
+
+    async def levels(self, levels: Iterable[StockLevelChanged]) -> list[Awaitable[Any]]:
+        """Queues stock levels; returns their deliveries."""
+        topic, send = self.topics.stock_levels, self.send
+        return [await send(topic, level.sku.encode(), codecs.encode(level)) for level in levels]
 
 
 def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
@@ -411,7 +421,8 @@ def create_app(
                     channel_label(sku_event.channel, configured)
                 ).inc()
             decoded.append((record.offset, sku_event))
-        for stepped in decide_batch(table, decoded, policies):
+        batch = decide_batch(table, decoded, policies)
+        for stepped in batch:
             sku_event, decided = stepped.event, stepped.decided
             deliveries += await outputs.emit(sku_event.sku.encode(), decided)
             pace.observe(sku_event, stepped.before, decided)
@@ -419,7 +430,7 @@ def create_app(
             for alert in decided.alerts:
                 metrics.alerts_fired.labels(alert.level.value).inc()
                 await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
-        return deliveries
+        return deliveries + await outputs.levels(newest_levels(batch))
 
     ledger_service = LedgerService(
         topic=topics.sku_events,

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from sync_worker.domain import ledger
 from sync_worker.domain.decide import Decided, Policies, decide
-from sync_worker.domain.events import SkuEvent
+from sync_worker.domain.events import SkuEvent, StockLevelChanged
 from sync_worker.domain.position import SkuPosition
 from sync_worker.streaming import state
 
@@ -95,6 +95,18 @@ def decide_batch(
     for position_key, sku in skus.items():  # each decided at least one event
         _write_position(table, position_key, sku)
     return stepped
+
+
+def newest_levels(stepped: Sequence[Stepped]) -> list[StockLevelChanged]:
+    """Each SKU's last stock level of the batch: consumers keep the newest version of a
+    SKU only, so the ones before it would be records written and read for nothing
+    (a hot SKU's batch holds hundreds)."""
+    newest: dict[str, StockLevelChanged] = {}
+    for step in stepped:
+        level = step.decided.step.level
+        if level is not None:
+            newest[level.sku] = level
+    return list(newest.values())
 
 
 def _write_position(table: ByteTable, key: bytes, sku: _Sku) -> None:

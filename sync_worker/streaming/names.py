@@ -17,7 +17,8 @@ DECISIONS = "decisions.v1"
 """Output, keyed by SKU: one order_line.decided per order-line placement."""
 
 STOCK_LEVELS = "stock-levels.v1"
-"""Output, keyed by SKU: stock.level_changed after every change to a position, and
+"""Output, keyed by SKU: stock.level_changed with a SKU's newest position after each
+batch that changed it, and
 stock.quota_changed for every change of a channel's quota (the publisher pushes those)."""
 
 DEAD_LETTERS = "dead-letters.v1"

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync_worker.domain.decide import Decided, Policies
-from sync_worker.domain.events import SkuEvent
+from sync_worker.domain.events import SkuEvent, StockLevelChanged
 from sync_worker.streaming import state
-from sync_worker.streaming.ledger_batch import decide_batch
+from sync_worker.streaming.ledger_batch import decide_batch, newest_levels
 from tests.property.ledger_logs import POLICY
 from tests.property.test_crash_safety import SessionAgent, crash_free
 from tests.property.test_session_properties import SKU, session_logs
@@ -53,13 +53,24 @@ class RecordingTable:
 class BatchAgent:
     table: RecordingTable = field(default_factory=RecordingTable)
     decided: list[tuple[int, Decided]] = field(default_factory=list)
+    levels: list[StockLevelChanged] = field(default_factory=list)
+    """The stock levels published: each batch's newest per SKU."""
     policies: Policies = field(default_factory=lambda: Policies(ledger=POLICY))
 
     def process(self, items: Sequence[tuple[int, SkuEvent]]) -> None:
-        for (seq, _), stepped in zip(
-            items, decide_batch(self.table, items, self.policies), strict=True
-        ):
+        batch = decide_batch(self.table, items, self.policies)
+        for (seq, _), stepped in zip(items, batch, strict=True):
             self.decided.append((seq, stepped.decided))
+        self.levels += newest_levels(batch)
+
+
+def newest_known(levels: Sequence[StockLevelChanged]) -> dict[str, StockLevelChanged]:
+    """What a consumer keeping each SKU's highest version knows after reading ``levels``."""
+    known: dict[str, StockLevelChanged] = {}
+    for level in levels:
+        if level.sku not in known or level.version > known[level.sku].version:
+            known[level.sku] = level
+    return known
 
 
 def batches(log: Sequence[SkuEvent], start: int, sizes: Sequence[int]) -> list[list[int]]:
@@ -101,6 +112,10 @@ def test_batches_give_the_decisions_and_table_of_one_event_at_a_time(
         (seq, d.step.decision) for seq, d in expected.decided
     ]
     assert [d.alerts for _, d in batched.decided] == [d.alerts for _, d in expected.decided]
+    # One level per SKU and batch tells a consumer what every level would have.
+    every_level = [d.step.level for _, d in expected.decided if d.step.level is not None]
+    assert newest_known(batched.levels) == newest_known(every_level)
+    assert len(batched.levels) <= len(batches(log, 0, sizes))
 
 
 @SETTINGS
@@ -132,3 +147,5 @@ def test_a_crash_anywhere_inside_a_batch_changes_nothing(
     assert {alert for _, d in agent.decided for alert in d.alerts} == {
         alert for _, d in expected.decided for alert in d.alerts
     }
+    every_level = [d.step.level for _, d in expected.decided if d.step.level is not None]
+    assert newest_known(agent.levels) == newest_known(every_level)
