@@ -106,7 +106,10 @@ async def changelog(bootstrap: str, topic: str, partition: int) -> list[tuple[by
 
 async def commit(bootstrap: str, group_id: str, topic: str, offset: int) -> None:
     """Sets ``group_id``'s committed offset on every partition of ``topic``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
+    # Not auto-committing: that would commit its own fetch position again on stop.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, partition) for partition in range(PARTITIONS)]
