@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 _IDLE_POLL_MS: Final = 500
 _RESTORE_RECORDS: Final = 10_000
 _COMMIT_EVERY_S: Final = 1.0
+_UNMARKED_MAX: Final = 8
+"""Batches decided whose marker is not written yet, at most: the next batch is decided
+while Kafka acknowledges the previous ones, and this bounds what a slow broker queues."""
 
 
 async def _nothing(partitions: Sequence[int]) -> None:
@@ -111,6 +115,10 @@ class LedgerService(mode.Service):
         """Per owned, rebuilt partition: the input offset to apply next."""
         self._delivered: dict[int, int] = {}
         """Per partition: the offset after the last marker Kafka acknowledged."""
+        self._marking: dict[int, asyncio.Future[None]] = {}
+        """Per partition: writing the marker of its newest batch decided."""
+        self._unmarked: deque[asyncio.Future[None]] = deque()
+        """Every batch's marker being written, oldest first."""
         self._committed: dict[int, int] = {}
         self._last_commit = 0.0
         self.rebalancing = True
@@ -148,15 +156,21 @@ class LedgerService(mode.Service):
         self.add_future(self._run(consumer))
 
     async def on_stop(self) -> None:
-        async with self._lock:
-            await self._settle()
-        for client in (self._consumer, self._restorer, self._producer):
-            if client is not None:
-                await client.stop()
-        self._stores.close()
+        try:
+            async with self._lock:
+                await self._settle()
+        finally:  # a batch that failed is read again by the next owner
+            for client in (self._consumer, self._restorer, self._producer):
+                if client is not None:
+                    await client.stop()
+            self._stores.close()
 
     async def _settle(self) -> None:
-        """Waits for every record sent so far, then commits the markers' offsets."""
+        """Waits for every record and marker sent so far, then commits the markers'
+        offsets."""
+        while self._unmarked:
+            await self._unmarked.popleft()
+        self._marking.clear()
         if self._producer is not None:
             await self._producer.flush()
         if self._consumer is not None:
@@ -198,7 +212,14 @@ class LedgerService(mode.Service):
                 for tp, records in fetched.items():
                     if continuing := await self._continuing(consumer, tp, records):
                         await self._apply(tp.partition, continuing)
+                await self._bound_unmarked()
             await self._maybe_commit(consumer)
+
+    async def _bound_unmarked(self) -> None:
+        """Surfaces a marker that failed (the worker stops: its batch may not have been
+        delivered), and waits while too many batches are unmarked."""
+        while self._unmarked and (self._unmarked[0].done() or len(self._unmarked) > _UNMARKED_MAX):
+            await self._unmarked.popleft()
 
     async def _continuing(
         self,
@@ -237,19 +258,36 @@ class LedgerService(mode.Service):
             deliveries.append(
                 await self._producer.send(self._changelog, value, key=key, partition=partition)
             )
-        await asyncio.gather(*deliveries)
         after = records[-1].offset + 1
-        marker = state.encode_offset(after - 1)
-        store[state.APPLIED_KEY] = marker
-        delivery = await self._producer.send(
-            self._changelog, marker, key=state.APPLIED_KEY, partition=partition
-        )
-        delivery.add_done_callback(lambda done: self._marker_delivered(partition, after, done))
         self._next[partition] = after
+        marking = asyncio.ensure_future(
+            self._mark(partition, after, self._marking.get(partition), deliveries)
+        )
+        self._marking[partition] = marking
+        self._unmarked.append(marking)
 
-    def _marker_delivered(self, partition: int, after: int, delivery: asyncio.Future[Any]) -> None:
-        if not delivery.cancelled() and delivery.exception() is None:
-            self._delivered[partition] = max(after, self._delivered.get(partition, 0))
+    async def _mark(
+        self,
+        partition: int,
+        after: int,
+        previous: asyncio.Future[None] | None,
+        deliveries: list[Awaitable[Any]],
+    ) -> None:
+        """Writes the batch's marker once its deliveries and the partition's previous
+        marker are acknowledged: a marker never covers a batch Kafka may not hold. Until
+        then the next batches are decided (their records queue behind this batch's in
+        the same partitions); a crash re-reads every batch after the last marker."""
+        assert self._producer is not None
+        if previous is not None:
+            await previous
+        await asyncio.gather(*deliveries)
+        marker = state.encode_offset(after - 1)
+        await (
+            await self._producer.send(
+                self._changelog, marker, key=state.APPLIED_KEY, partition=partition
+            )
+        )
+        self._delivered[partition] = max(after, self._delivered.get(partition, 0))
 
     # --- committing, and the lag the partition gauges read ------------------------
 
@@ -299,7 +337,8 @@ class LedgerService(mode.Service):
     # --- rebalancing ----------------------------------------------------------------
 
     async def revoke(self, revoked: Sequence[TopicPartition]) -> None:
-        """Finishes the batch under way, commits, and forgets the partitions' state."""
+        """Finishes the batches under way and their markers, commits, and forgets the
+        partitions' state."""
         self.rebalancing = True
         async with self._lock:
             await self._settle()

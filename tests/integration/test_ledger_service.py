@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from sync_worker.config import KafkaSettings
 from sync_worker.streaming import names, state
@@ -49,6 +50,21 @@ class Recorder:
                 if all(self.seen.get(p, [-1])[-1] >= offset for p, offset in offsets.items()):
                     return
                 await asyncio.sleep(0.05)
+
+
+class Holding(Recorder):
+    """A step whose every batch has one delivery, acknowledged when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliveries: list[asyncio.Future[None]] = []
+
+    async def __call__(
+        self, table: WriteThrough, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[Awaitable[Any]]:
+        await super().__call__(table, records)
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return [self.deliveries[-1]]
 
 
 @asynccontextmanager
@@ -146,6 +162,49 @@ async def test_each_batch_ends_with_its_marker_after_its_writes(
     keys = [key for key, _ in written]
     assert all(keys.index(key) < len(keys) - 1 for key in (b"a", b"b", b"c"))
     assert await changelog(kafka_bootstrap, created.ledger_state, 0) == []
+
+
+async def markers(bootstrap: str, topic: str, partition: int) -> list[int]:
+    written = await changelog(bootstrap, topic, partition)
+    return [state.decode_offset(value) for key, value in written if key == state.APPLIED_KEY]
+
+
+async def test_batches_are_decided_while_earlier_ones_are_acknowledged_and_marked_in_order(
+    kafka_bootstrap: str, created: TopicNames, run_id: str, tmp_path: Path
+) -> None:
+    step = Holding()
+    async with ledger(kafka_bootstrap, created, run_id, PartitionStores(tmp_path), step):
+        await produce(kafka_bootstrap, created.sku_events, 1, [b"a"])
+        await step.until({1: 0})
+        await produce(kafka_bootstrap, created.sku_events, 1, [b"b"])
+        await step.until({1: 1})  # while the first batch's delivery is unacknowledged
+        step.deliveries[1].set_result(None)
+        await asyncio.sleep(0.5)
+        # The second batch's marker would cover the first, which Kafka may not hold yet.
+        assert await markers(kafka_bootstrap, created.ledger_state, 1) == []
+        step.deliveries[0].set_result(None)
+        async with asyncio.timeout(30):
+            while True:
+                if await markers(kafka_bootstrap, created.ledger_state, 1) == [0, 1]:
+                    break
+                await asyncio.sleep(0.1)
+
+
+async def test_a_batch_whose_delivery_failed_stops_the_ledger_unmarked(
+    kafka_bootstrap: str, created: TopicNames, run_id: str, tmp_path: Path
+) -> None:
+    step = Holding()
+    async with ledger(kafka_bootstrap, created, run_id, PartitionStores(tmp_path), step) as service:
+        await produce(kafka_bootstrap, created.sku_events, 0, [b"a"])
+        await step.until({0: 0})
+        step.deliveries[0].set_exception(KafkaError("not delivered"))
+        async with asyncio.timeout(30):
+            while True:
+                if service.crashed:
+                    break
+                await asyncio.sleep(0.05)
+
+    assert await markers(kafka_bootstrap, created.ledger_state, 0) == []
 
 
 async def test_a_restarted_ledger_rebuilds_its_state_and_reads_on_after_the_marker(
