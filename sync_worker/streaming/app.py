@@ -117,42 +117,35 @@ class _Outputs:
     """Where a ledger step's events go, and what each one counts."""
 
     topics: names.TopicNames
-    send: Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
-    """``send(topic, key, value)`` queues a record and returns its delivery."""
+    send: Callable[[str, bytes, bytes], None]
+    """``send(topic, key, value)`` queues a record of the batch."""
     metrics: Metrics
 
-    async def emit(self, key: bytes, decided: Decided) -> list[Awaitable[Any]]:
-        """Queues the step's events but its stock level (``levels``); returns their
-        deliveries."""
+    def emit(self, key: bytes, decided: Decided) -> None:
+        """Queues the step's events but its stock level (``levels``)."""
         step, topics, send = decided.step, self.topics, self.send
-        deliveries = []
         if step.decision is not None:
             decision = step.decision
             if decision.order_line_count > 1:  # gathered per order for all-or-nothing
                 order = orders.order_key(decision.platform, decision.order_id).encode()
-                deliveries.append(
-                    await send(topics.order_decisions, order, codecs.encode(decision))
-                )
+                send(topics.order_decisions, order, codecs.encode(decision))
             self.metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
             self.metrics.decision_latency.observe(
                 max(0.0, time.time() - decision.event_time_ms / 1000)
             )
             self.metrics.oversold_units.inc(step.oversold_units)
-            deliveries.append(await send(topics.decisions, key, codecs.encode(decision)))
+            send(topics.decisions, key, codecs.encode(decision))
         if step.cancellation is not None:
-            deliveries.append(
-                await send(topics.cancellation_requests, key, codecs.encode(step.cancellation))
-            )
+            send(topics.cancellation_requests, key, codecs.encode(step.cancellation))
         if step.audit is not None:
-            deliveries.append(await send(topics.audit, key, codecs.encode(step.audit)))
+            send(topics.audit, key, codecs.encode(step.audit))
         for change in decided.quota_changes:
-            deliveries.append(await send(topics.stock_levels, key, codecs.encode(change)))
-        return deliveries
+            send(topics.stock_levels, key, codecs.encode(change))
 
-    async def levels(self, levels: Iterable[StockLevelChanged]) -> list[Awaitable[Any]]:
-        """Queues stock levels; returns their deliveries."""
-        topic, send = self.topics.stock_levels, self.send
-        return [await send(topic, level.sku.encode(), codecs.encode(level)) for level in levels]
+    def levels(self, levels: Iterable[StockLevelChanged]) -> None:
+        """Queues stock levels."""
+        for level in levels:
+            self.send(self.topics.stock_levels, level.sku.encode(), codecs.encode(level))
 
 
 def build_connectors(settings: Settings) -> list[tuple[str, Connector]]:
@@ -404,8 +397,9 @@ def create_app(
     async def ledger_step(
         table: WriteThrough, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> list[Awaitable[Any]]:
-        # One partition's fetch: every SKU's position is written once, and the
-        # deliveries returned are acknowledged before the batch counts as applied.
+        # One partition's fetch: every SKU's position is written once; the outputs go
+        # to the ledger's outbox, and they and the dead letters returned here are
+        # acknowledged before the batch counts as applied.
         deliveries: list[Awaitable[Any]] = []
         decoded: list[tuple[int, SkuEvent]] = []
         for record in records:
@@ -424,13 +418,14 @@ def create_app(
         batch = decide_batch(table, decoded, policies)
         for stepped in batch:
             sku_event, decided = stepped.event, stepped.decided
-            deliveries += await outputs.emit(sku_event.sku.encode(), decided)
+            outputs.emit(sku_event.sku.encode(), decided)
             pace.observe(sku_event, stepped.before, decided)
             stock_gauges.observe(sku_event, stepped.before, decided.step.position)
             for alert in decided.alerts:
                 metrics.alerts_fired.labels(alert.level.value).inc()
                 await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
-        return deliveries + await outputs.levels(newest_levels(batch))
+        outputs.levels(newest_levels(batch))
+        return deliveries
 
     ledger_service = LedgerService(
         topic=topics.sku_events,

@@ -40,12 +40,15 @@ from rocksdict import Rdict
 from sync_worker.streaming import state
 from sync_worker.streaming.kafka_clients import group_consumer
 from sync_worker.streaming.ledger_store import PartitionStores
+from sync_worker.streaming.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 _IDLE_POLL_MS: Final = 500
 _RESTORE_RECORDS: Final = 10_000
 _COMMIT_EVERY_S: Final = 1.0
+_PRODUCER_BATCH_BYTES: Final = 256 * 1024
+"""A hot SKU's batch of audit records fits a few producer batches, not dozens."""
 _UNMARKED_MAX: Final = 8
 """Batches decided whose marker is not written yet, at most: the next batch is decided
 while Kafka acknowledges the previous ones, and this bounds what a slow broker queues."""
@@ -56,8 +59,9 @@ async def _nothing(partitions: Sequence[int]) -> None:
 
 
 class LedgerStep(Protocol):
-    """Applies one partition's records to its table; returns the deliveries (outputs,
-    dead letters) that must be acknowledged before the records count as applied."""
+    """Applies one partition's records to its table, queuing its outputs with
+    ``LedgerService.send``; returns any other deliveries (dead letters) that must be
+    acknowledged before the records count as applied."""
 
     async def __call__(
         self, table: WriteThrough, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -124,6 +128,7 @@ class LedgerService(mode.Service):
         self.rebalancing = True
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._outbox: Outbox | None = None
         self._restorer: AIOKafkaConsumer | None = None
 
     @property
@@ -133,9 +138,14 @@ class LedgerService(mode.Service):
 
     async def on_start(self) -> None:
         self._producer = AIOKafkaProducer(
-            acks="all", enable_idempotence=True, linger_ms=1, **self._options
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=1,
+            max_batch_size=_PRODUCER_BATCH_BYTES,
+            **self._options,
         )
         await self._producer.start()
+        self._outbox = Outbox(self._producer)
         await self._check_copartitioned(self._producer)
         self._restorer = AIOKafkaConsumer(
             enable_auto_commit=False, auto_offset_reset="earliest", **self._options
@@ -176,11 +186,11 @@ class LedgerService(mode.Service):
         if self._consumer is not None:
             await self._commit(self._consumer)
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
-        """Queues an output record; returns its delivery."""
-        assert self._producer is not None, "the ledger is not running"
-        delivery: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
-        return delivery
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Queues an output record of the batch being applied (keyed: it goes to its key's
+        partition); the batch counts as applied once it is delivered."""
+        assert self._outbox is not None, "the ledger is not running"
+        self._outbox.add(topic, key, value)
 
     async def _check_copartitioned(self, producer: AIOKafkaProducer) -> None:
         inputs = await producer.partitions_for(self.topic)
@@ -250,14 +260,12 @@ class LedgerService(mode.Service):
         return []
 
     async def _apply(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        assert self._producer is not None
-        store = self._stores.store(partition)
-        table = WriteThrough(store)
+        assert self._outbox is not None
+        table = WriteThrough(self._stores.store(partition))
         deliveries = await self._step(table, records)
         for key, value in table.writes:
-            deliveries.append(
-                await self._producer.send(self._changelog, value, key=key, partition=partition)
-            )
+            self._outbox.add(self._changelog, key, value, partition)
+        deliveries += await self._outbox.send()
         after = records[-1].offset + 1
         self._next[partition] = after
         marking = asyncio.ensure_future(
