@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,14 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 async def consume(bootstrap: str, topic: str, count: int) -> list[dict[str, Any]]:
     """The first ``count`` messages of ``topic`` in partition order, decoded."""
+    return await consume_until(bootstrap, topic, lambda received: len(received) >= count)
+
+
+async def consume_until(
+    bootstrap: str, topic: str, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The messages of ``topic`` from its start in partition order, decoded, up to the
+    first for which ``done`` holds of all received."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -165,7 +173,7 @@ async def consume(bootstrap: str, topic: str, count: int) -> list[dict[str, Any]
         async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
             async for message in consumer:
                 received.append(orjson.loads(message.value))
-                if len(received) >= count:
+                if done(received):
                     break
     finally:
         await consumer.stop()
