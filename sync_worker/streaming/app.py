@@ -44,7 +44,7 @@ from sync_worker.domain.events import (
     StockLevelChanged,
 )
 from sync_worker.domain.position import SafetyReserve, SkuPosition
-from sync_worker.metrics import Metrics, channel_label
+from sync_worker.metrics import BatchCounts, Metrics, channel_label
 from sync_worker.notify import Notifier
 from sync_worker.publishing import Publisher
 from sync_worker.streaming import codecs, names, state
@@ -120,6 +120,8 @@ class _Outputs:
     send: Callable[[str, bytes, bytes], None]
     """``send(topic, key, value)`` queues a record of the batch."""
     metrics: Metrics
+    counts: BatchCounts
+    """The batch's counter increments (``apply``-ed once the batch is decided)."""
 
     def emit(self, key: bytes, decided: Decided) -> None:
         """Queues the step's events but its stock level (``levels``)."""
@@ -129,11 +131,11 @@ class _Outputs:
             if decision.order_line_count > 1:  # gathered per order for all-or-nothing
                 order = orders.order_key(decision.platform, decision.order_id).encode()
                 send(topics.order_decisions, order, codecs.encode(decision))
-            self.metrics.order_lines_decided.labels(decision.outcome, decision.reason or "").inc()
-            self.metrics.decision_latency.observe(
-                max(0.0, time.time() - decision.event_time_ms / 1000)
-            )
-            self.metrics.oversold_units.inc(step.oversold_units)
+            metrics = self.metrics
+            self.counts.inc(metrics.order_lines_decided, decision.outcome, decision.reason or "")
+            metrics.decision_latency.observe(max(0.0, time.time() - decision.event_time_ms / 1000))
+            if step.oversold_units:
+                self.counts.inc(metrics.oversold_units, amount=step.oversold_units)
             send(topics.decisions, key, codecs.encode(decision))
         if step.cancellation is not None:
             send(topics.cancellation_requests, key, codecs.encode(step.cancellation))
@@ -409,11 +411,10 @@ def create_app(
                 letter = DeadLetter.of_record(record, invalid.reason, invalid.detail)
                 deliveries.append(await dead_letter(letter))
                 continue
-            metrics.sku_events.labels(sku_event.type).inc()
+            counts.inc(metrics.sku_events, sku_event.type)
             if isinstance(sku_event, OrderLinePlaced):
-                metrics.order_lines_received.labels(
-                    channel_label(sku_event.channel, configured)
-                ).inc()
+                channel = channel_label(sku_event.channel, configured)
+                counts.inc(metrics.order_lines_received, channel)
             decoded.append((record.offset, sku_event))
         batch = decide_batch(table, decoded, policies)
         for stepped in batch:
@@ -425,6 +426,7 @@ def create_app(
                 metrics.alerts_fired.labels(alert.level.value).inc()
                 await side.send_and_wait(topics.alerts, alert.sku.encode(), codecs.encode(alert))
         outputs.levels(newest_levels(batch))
+        counts.apply()
         return deliveries
 
     ledger_service = LedgerService(
@@ -440,7 +442,8 @@ def create_app(
         on_assigned=ledger_assigned,
         on_revoked=ledger_revoked,
     )
-    outputs = _Outputs(topics, ledger_service.send, metrics)
+    counts = BatchCounts()
+    outputs = _Outputs(topics, ledger_service.send, metrics, counts)
 
     tallies = app.Table(names.ORDERS_TABLE, key_type=bytes, value_type=bytes)
     order_policy = orders.OrderPolicy(frozenset(settings.ledger.partial_fulfilment_channels))

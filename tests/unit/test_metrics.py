@@ -17,6 +17,7 @@ from sync_worker.metrics import (
     OTHER_CHANNEL,
     PUSH_RESULTS,
     WEBHOOK_OUTCOMES,
+    BatchCounts,
     Metrics,
     channel_label,
 )
@@ -191,3 +192,23 @@ def test_every_webhook_outcome_in_the_code_is_primed() -> None:
     counted |= set(re.findall(r'name = "(\w+)" if .* else "(\w+)"', source)[0])
 
     assert counted == set(WEBHOOK_OUTCOMES)
+
+
+def test_batch_counts_add_up_per_series_and_only_once_applied() -> None:
+    metrics = Metrics.create()
+    counts = BatchCounts()
+    for _ in range(3):
+        counts.inc(metrics.order_lines_decided, "accepted", "")
+    counts.inc(metrics.order_lines_decided, "rejected", "insufficient_stock")
+    counts.inc(metrics.oversold_units, amount=2)
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("stockcast_order_lines_decided_total", outcome="accepted", reason="") is None
+    counts.apply()
+    counts.apply()  # applied counts are gone: nothing is added twice
+    assert value("stockcast_order_lines_decided_total", outcome="accepted", reason="") == 3
+    rejected = {"outcome": "rejected", "reason": "insufficient_stock"}
+    assert value("stockcast_order_lines_decided_total", **rejected) == 1
+    assert value("stockcast_oversold_units_total") == 2
