@@ -62,7 +62,7 @@ from sync_worker.streaming.payment_service import PaymentService
 from sync_worker.streaming.publisher_feed import PublisherFeed
 from sync_worker.streaming.session_service import SessionStore
 from sync_worker.streaming.side_producer import SideProducer
-from sync_worker.streaming.stock_gauges import StockGauges, positions_in
+from sync_worker.streaming.stock_gauges import StockGauges
 from sync_worker.web.checklist import checklist_routes
 from sync_worker.web.health import create_health_app
 from sync_worker.web.live import LiveHub, LiveStock, live_routes
@@ -388,7 +388,7 @@ def create_app(
         # After each rebalance's rebuild, before the ledger reads on: the gauges count
         # the partitions owned now, and the publisher pushes the same SKUs' quotas.
         try:
-            stock_gauges.reload(positions_in(stores.items()))
+            stock_gauges.reload(state.positions_in(stores.items()))
         except Exception:  # stale gauges are better than a worker that stops here
             log.exception("could not rebuild the stock gauges")
         await feed.follow((topics.sku_events, partition) for partition in partitions)
@@ -441,6 +441,7 @@ def create_app(
         session_timeout_s=settings.worker.session_timeout_s,
         on_assigned=ledger_assigned,
         on_revoked=ledger_revoked,
+        faust_changelog=f"{settings.worker.app_id}-{names.FAUST_LEDGER_CHANGELOG}",
     )
     counts = BatchCounts()
     outputs = _Outputs(topics, ledger_service.send, metrics, counts)

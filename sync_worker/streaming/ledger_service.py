@@ -105,9 +105,14 @@ class LedgerService(mode.Service):
         session_timeout_s: float,
         on_assigned: Callable[[Sequence[int]], Awaitable[None]] = _nothing,
         on_revoked: Callable[[Sequence[int]], Awaitable[None]] = _nothing,
+        faust_changelog: str | None = None,
     ) -> None:
+        """``faust_changelog``, when that topic exists, is the ledger's changelog from
+        when it was a faust table: a partition whose own changelog has no marker yet
+        imports it before reading on."""
         super().__init__()
         self._changelog, self._group_id = changelog, group_id
+        self._faust_changelog = faust_changelog
         self._options = dict(client_options)
         self.topic = topic
         self._stores, self._step = stores, step
@@ -146,11 +151,15 @@ class LedgerService(mode.Service):
         )
         await self._producer.start()
         self._outbox = Outbox(self._producer)
-        await self._check_copartitioned(self._producer)
+        await self._check_copartitioned(self._producer, self._changelog)
         self._restorer = AIOKafkaConsumer(
             enable_auto_commit=False, auto_offset_reset="earliest", **self._options
         )
         await self._restorer.start()
+        if self._faust_changelog not in await self._restorer.topics():
+            self._faust_changelog = None  # never ran as a faust table: nothing to import
+        if self._faust_changelog is not None:
+            await self._check_copartitioned(self._producer, self._faust_changelog)
         consumer = group_consumer(
             self._group_id,
             {
@@ -192,12 +201,12 @@ class LedgerService(mode.Service):
         assert self._outbox is not None, "the ledger is not running"
         self._outbox.add(topic, key, value)
 
-    async def _check_copartitioned(self, producer: AIOKafkaProducer) -> None:
+    async def _check_copartitioned(self, producer: AIOKafkaProducer, changelog: str) -> None:
         inputs = await producer.partitions_for(self.topic)
-        changelog = await producer.partitions_for(self._changelog)
-        if inputs != changelog:
+        changelogs = await producer.partitions_for(changelog)
+        if inputs != changelogs:
             raise RuntimeError(
-                f"{self._changelog} has partitions {sorted(changelog)} but {self.topic} has "
+                f"{changelog} has partitions {sorted(changelogs)} but {self.topic} has "
                 f"{sorted(inputs)}: a SKU's state must live in the changelog partition of its "
                 "input partition (create both with the same count)"
             )
@@ -366,10 +375,12 @@ class LedgerService(mode.Service):
             partitions = sorted(tp.partition for tp in assigned)
             for partition in partitions:
                 self._stores.fresh(partition)
-            restored = await self._restore(self._restorer, partitions)
+            restored = await self._restore(self._restorer, self._changelog, partitions)
             starts = await self._consumer.beginning_offsets(list(assigned))
             for tp in assigned:
                 marker = self._stores.store(tp.partition).get(state.APPLIED_KEY)
+                if marker is None and self._faust_changelog is not None:
+                    marker = await self._import(self._faust_changelog, tp.partition, starts[tp])
                 after = state.decode_offset(marker) + 1 if marker else starts[tp]
                 self._consumer.seek(tp, after)
                 self._next[tp.partition] = self._delivered[tp.partition] = after
@@ -377,8 +388,40 @@ class LedgerService(mode.Service):
         await self._on_assigned(partitions)
         self.rebalancing = False
 
-    async def _restore(self, restorer: AIOKafkaConsumer, partitions: list[int]) -> int:
-        tps = [TopicPartition(self._changelog, partition) for partition in partitions]
+    async def _import(self, faust_changelog: str, partition: int, start: int) -> bytes:
+        """Copies the partition of faust's changelog into the ledger's own, then writes the
+        marker: the highest input offset its positions were decided at. faust applied
+        a partition's events in order and its table's writes reached the changelog in
+        that order, so every event before that one was applied (or lost by faust for
+        good); the events after it are read again. A copy cut short by a crash has no
+        marker and is made again."""
+        assert self._restorer is not None
+        assert self._outbox is not None
+        copied = await self._restore(self._restorer, faust_changelog, [partition])
+        positions = state.positions_in(self._stores.items(partition))
+        applied = max((position.seq for position in positions), default=start - 1)
+        for key, value in self._stores.items(partition):
+            if key != state.APPLIED_KEY:
+                self._outbox.add(self._changelog, key, value, partition)
+        marker = state.encode_offset(applied)
+        self._stores.store(partition)[state.APPLIED_KEY] = marker
+        await asyncio.gather(*await self._outbox.send())
+        self._outbox.add(self._changelog, state.APPLIED_KEY, marker, partition)
+        await asyncio.gather(*await self._outbox.send())
+        log.warning(
+            "ledger partition %d: imported %d records of faust's changelog %s, reading on "
+            "after offset %d",
+            partition,
+            copied,
+            faust_changelog,
+            applied,
+        )
+        return marker
+
+    async def _restore(
+        self, restorer: AIOKafkaConsumer, changelog: str, partitions: list[int]
+    ) -> int:
+        tps = [TopicPartition(changelog, partition) for partition in partitions]
         restorer.assign(tps)
         if not tps:
             return 0

@@ -57,7 +57,8 @@ class PartitionStores:
                 return value
         return None
 
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every key of every owned partition."""
-        for store in list(self._stores.values()):
+    def items(self, partition: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Every key of one owned partition, or of every one."""
+        stores = list(self._stores.values()) if partition is None else [self._stores[partition]]
+        for store in stores:
             yield from store.items()

@@ -8,6 +8,7 @@ so they share one changelog partition, whose order a crash cannot break (see
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -37,6 +38,13 @@ after the batch's writes and outputs were delivered; ``streaming.ledger_service`
 
 def position_key(sku: str) -> bytes:
     return _POSITION + sku.encode()
+
+
+def positions_in(items: Iterable[tuple[bytes, bytes]]) -> Iterator[SkuPosition]:
+    """The SKU positions among a ledger store's items (order lines etc. skipped)."""
+    for key, value in items:
+        if key.startswith(_POSITION) and value:
+            yield decode_position(value)
 
 
 def record_key(event: SkuEvent) -> bytes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import mode
 
@@ -29,21 +29,12 @@ from sync_worker.domain import events
 from sync_worker.domain.hot_skus import HotSkus
 from sync_worker.domain.position import SkuPosition
 from sync_worker.metrics import Metrics
-from sync_worker.streaming import state
 
 REFRESH_S = 1.0
 HOT_HALF_LIFE_MS = 5 * 60_000
 """How fast a SKU's heat fades: a SKU that stopped selling leaves the top in minutes."""
 HOT_CAPACITY_PER_SLOT = 32
 """SKUs tracked per ``top_skus`` slot, so the top is exact while many SKUs sell."""
-_POSITION_PREFIX = state.position_key("")
-
-
-def positions_in(items: Iterable[tuple[bytes, bytes]]) -> Iterator[SkuPosition]:
-    """The SKU positions among the ledger table's items (order lines etc. skipped)."""
-    for key, value in items:
-        if key.startswith(_POSITION_PREFIX) and value:
-            yield state.decode_position(value)
 
 
 class StockGauges(mode.Service):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from sync_worker.config import KafkaSettings
+from sync_worker.domain.position import SkuPosition
 from sync_worker.streaming import names, state
 from sync_worker.streaming.kafka_clients import kafka_client_options
 from sync_worker.streaming.ledger_service import LedgerService, WriteThrough
@@ -69,7 +71,12 @@ class Holding(Recorder):
 
 @asynccontextmanager
 async def ledger(
-    bootstrap: str, topics: TopicNames, app_id: str, stores: PartitionStores, step: Recorder
+    bootstrap: str,
+    topics: TopicNames,
+    app_id: str,
+    stores: PartitionStores,
+    step: Recorder,
+    faust_changelog: str | None = None,
 ) -> AsyncIterator[LedgerService]:
     service = LedgerService(
         topic=topics.sku_events,
@@ -81,6 +88,7 @@ async def ledger(
         batch_max=100,
         batch_wait_ms=1,
         session_timeout_s=6,
+        faust_changelog=faust_changelog,
     )
     await service.start()
     try:
@@ -95,11 +103,17 @@ async def ledger(
 
 
 async def produce(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> None:
+    await produce_records(bootstrap, topic, partition, [(value, value) for value in values])
+
+
+async def produce_records(
+    bootstrap: str, topic: str, partition: int, records: list[tuple[bytes, bytes]]
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        for value in values:
-            await producer.send_and_wait(topic, value, key=value, partition=partition)
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key, partition=partition)
     finally:
         await producer.stop()
 
@@ -226,6 +240,47 @@ async def test_a_restarted_ledger_rebuilds_its_state_and_reads_on_after_the_mark
     assert first.seen == {0: [0, 1]}
     assert second.seen == {0: [2]}
     assert rebuilt == {b"x": b"x", b"y": b"y", b"z": b"z"}
+
+
+async def test_fausts_changelog_is_imported_once_and_input_read_on_after_its_newest_decision(
+    kafka_bootstrap: str, created: TopicNames, run_id: str, tmp_path: Path
+) -> None:
+    faust_changelog = f"{run_id}-{names.FAUST_LEDGER_CHANGELOG}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(faust_changelog, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    # As the faust table left it: SKU A decided up to input offset 1 of partition 0.
+    position = state.encode(replace(SkuPosition("A"), seq=1))
+    line = (b"l\x00line-of-A", b"line")
+    await produce_records(
+        kafka_bootstrap, faust_changelog, 0, [(state.position_key("A"), position), line]
+    )
+    await produce(kafka_bootstrap, created.sku_events, 0, [b"x", b"y", b"z"])
+    await produce(kafka_bootstrap, created.sku_events, 1, [b"w"])
+
+    first, stores = Recorder(), PartitionStores(tmp_path / "1")
+    async with ledger(kafka_bootstrap, created, run_id, stores, first, faust_changelog):
+        await first.until({0: 2, 1: 0})
+        imported = {key: stores.get(key) for key in (state.position_key("A"), line[0])}
+
+    assert first.seen == {0: [2], 1: [0]}  # partition 1 had no state: from its start
+    assert imported == {state.position_key("A"): position, line[0]: b"line"}
+    copy = await changelog(kafka_bootstrap, created.ledger_state, 0)
+    keys = [key for key, _ in copy]
+    assert keys.index(line[0]) < keys.index(state.APPLIED_KEY)  # records, then the marker
+    assert await markers(kafka_bootstrap, created.ledger_state, 0) == [1, 2]
+
+    # Imported once: what reaches faust's changelog now is not read again.
+    await produce_records(kafka_bootstrap, faust_changelog, 0, [(b"late", b"late")])
+    second, stores = Recorder(), PartitionStores(tmp_path / "2")
+    async with ledger(kafka_bootstrap, created, run_id, stores, second, faust_changelog):
+        await produce(kafka_bootstrap, created.sku_events, 0, [b"v"])
+        await second.until({0: 3})
+        assert stores.get(b"late") is None
+        assert stores.get(line[0]) == b"line"
 
 
 async def test_a_changelog_partitioned_unlike_the_input_is_refused(

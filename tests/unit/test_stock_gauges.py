@@ -17,7 +17,7 @@ from sync_worker.domain.allocation import Allocation, ChannelQuota
 from sync_worker.domain.position import SkuPosition, WarehouseStock
 from sync_worker.metrics import Metrics
 from sync_worker.streaming import state
-from sync_worker.streaming.stock_gauges import StockGauges, positions_in
+from sync_worker.streaming.stock_gauges import StockGauges
 
 ROOMS = ("room-a", "room-b")
 
@@ -224,4 +224,4 @@ def test_positions_are_found_among_the_tables_items(sku: str) -> None:
         (state.buyer_key(sku, "s1", "b1"), b"{}"),
     ]
 
-    assert list(positions_in(items)) == [stored]
+    assert list(state.positions_in(items)) == [stored]
