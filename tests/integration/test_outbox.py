@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from sync_worker.streaming.outbox import Outbox
+from sync_worker.streaming.outbox import BATCH_FROM, Outbox
 
 pytestmark = pytest.mark.integration
 
@@ -79,26 +79,30 @@ async def test_keyed_records_land_in_the_partition_send_gives_them(
     assert len(set(expected.values())) > 1  # the keys do spread: the check means something
 
 
-async def test_records_keep_their_order_over_many_producer_batches(
+async def test_records_keep_their_order_over_sends_small_and_large(
     kafka_bootstrap: str, run_id: str
 ) -> None:
     topic = f"{run_id}.outbox"
     await created(kafka_bootstrap, topic)
-    # aiokafka's default batch (16 KiB) holds a few dozen of these: hundreds of batches.
+    # aiokafka's default batch (16 KiB) holds a few dozen of these: the large send fills
+    # many record batches of its own, the small ones go through ``send`` around it.
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
+    values = [f"{n:06d}".encode() * 80 for n in range(3_000)]
     try:
         outbox = Outbox(producer)
-        values = [f"{n:06d}".encode() * 80 for n in range(3_000)]
-        for value in values:
-            outbox.add(topic, b"hot-sku", value)
+        deliveries = []
+        for sent in (values[:10], values[10:2_990], values[2_990:]):
+            assert (len(sent) >= BATCH_FROM) == (len(sent) == 2_980)
+            for value in sent:
+                outbox.add(topic, b"hot-sku", value)
+            deliveries += await outbox.send()  # not waiting for the producer in between
         outbox.add(topic, b"ignored", b"to partition 2", partition=2)
-        deliveries = await outbox.send()
+        deliveries += await outbox.send()
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
 
-    assert len(deliveries) > 50
     read_back = await read(kafka_bootstrap, topic)
     hot = [
         value for partition in read_back.values() for key, value in partition if key == b"hot-sku"
