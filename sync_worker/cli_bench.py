@@ -85,6 +85,13 @@ def _progress(line: str) -> None:
     default=None,
     help="Time budget of each closed-loop run (default: 1.5 with --quick, else 20).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=4),
+    default=1,
+    show_default=True,
+    help="Worker processes of the stockcast system (they share its 4 partitions).",
+)
 def bench(
     quick: bool,
     as_json: bool,
@@ -93,6 +100,7 @@ def bench(
     workload_names: tuple[str, ...],
     seed: int,
     seconds: float | None,
+    workers: int,
 ) -> None:
     """Measure decisions/s, latency and correctness of each system on each workload.
 
@@ -104,7 +112,9 @@ def bench(
     options = Options.preset(quick=quick, seed=seed, seconds=seconds)
     began = time.perf_counter()
     try:
-        results = asyncio.run(_stoppable(run_bench(systems, workload_names, options, _progress)))
+        built = catalog.systems(stockcast_workers=workers)
+        bench_run = run_bench(systems, workload_names, options, _progress, built)
+        results = asyncio.run(_stoppable(bench_run))
     except ServiceError as error:
         raise click.ClickException(str(error)) from None
     except asyncio.CancelledError:

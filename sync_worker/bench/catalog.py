@@ -27,10 +27,10 @@ def _redis() -> System:
     return RedisSystem()
 
 
-def _stockcast() -> System:
+def _stockcast(workers: int = 1) -> System:
     from sync_worker.bench.stockcast_system import StockcastSystem
 
-    return StockcastSystem()
+    return StockcastSystem(workers=workers)
 
 
 SYSTEMS: dict[str, Callable[[], System]] = {
@@ -40,3 +40,8 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     "stockcast": _stockcast,
 }
 """Name -> factory, in report order."""
+
+
+def systems(*, stockcast_workers: int = 1) -> dict[str, Callable[[], System]]:
+    """``SYSTEMS``, the stockcast system with ``stockcast_workers`` worker processes."""
+    return {**SYSTEMS, "stockcast": lambda: _stockcast(stockcast_workers)}

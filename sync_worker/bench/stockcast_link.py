@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -54,13 +54,13 @@ class KafkaLink:
         consumer: AIOKafkaConsumer,
         topics: TopicNames,
         room: BenchRoom,
-        worker: RunningWorker,
+        workers: Sequence[RunningWorker],
     ) -> None:
         self._producer = producer
         self._consumer = consumer
         self._topics = topics
         self.room = room
-        self._worker = worker
+        self._workers = workers
         self._listener: Listener | None = None
         self._changed = asyncio.Event()
         self._consumed: dict[TopicPartition, int] = {}
@@ -82,13 +82,21 @@ class KafkaLink:
 
     def check(self) -> None:
         """Raise if the worker is gone or the consumer failed."""
-        if self._failure is None and (gone := self._worker.exited()) is not None:
+        if self._failure is None and (gone := self._exited()) is not None:
             self._failure = StockcastError(gone)
         if self._failure is not None:
             raise self._failure
 
+    def _exited(self) -> str | None:
+        """Why a worker is gone, with its log's tail; None while all run."""
+        return next((gone for w in self._workers if (gone := w.exited()) is not None), None)
+
     def explain(self, problem: str) -> StockcastError:
-        return StockcastError(f"{problem}; the worker's log ends:\n{self._worker.log_tail()}")
+        tails = "\n".join(
+            f"the log of worker {n} ends:\n{running.log_tail()}"
+            for n, running in enumerate(self._workers, 1)
+        )
+        return StockcastError(f"{problem}; {tails}")
 
     async def until(self, done: Callable[[], bool], what: Callable[[], str]) -> None:
         """Wait until ``done()``, re-checked whenever something arrives. Raise, with
@@ -127,7 +135,7 @@ class KafkaLink:
                     self._dispatch(partition, records)
                 if batches:
                     self._arrived()
-                if (gone := self._worker.exited()) is not None:
+                if (gone := self._exited()) is not None:
                     raise StockcastError(gone)
         except StockcastError as error:
             self._fail(error)
@@ -170,7 +178,11 @@ class KafkaLink:
 
 @contextlib.asynccontextmanager
 async def kafka_link(
-    bootstrap: str, topics: TopicNames, partitions: int, room: BenchRoom, worker: RunningWorker
+    bootstrap: str,
+    topics: TopicNames,
+    partitions: int,
+    room: BenchRoom,
+    workers: Sequence[RunningWorker],
 ) -> AsyncIterator[KafkaLink]:
     """The producer and the consumer started, the reader running; all closed on exit."""
     async with contextlib.AsyncExitStack() as stack:
@@ -198,7 +210,7 @@ async def kafka_link(
                 for partition in range(partitions)
             ]
         )
-        link = KafkaLink(producer, consumer, topics, room, worker)
+        link = KafkaLink(producer, consumer, topics, room, workers)
         reader = asyncio.create_task(link.run(), name="stockcast-bench-reader")
         stack.push_async_callback(_cancelled, reader)
         yield link

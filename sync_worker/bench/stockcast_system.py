@@ -46,13 +46,20 @@ PARTITIONS = 4
 class StockcastSystem(System):
     name = "stockcast"
 
-    def __init__(self, bootstrap: str | None = None, *, partitions: int = PARTITIONS) -> None:
-        """``bootstrap``: an existing broker to use instead of starting the bench's own."""
+    def __init__(
+        self, bootstrap: str | None = None, *, partitions: int = PARTITIONS, workers: int = 1
+    ) -> None:
+        """``bootstrap``: an existing broker to use instead of starting the bench's own;
+        ``workers``: worker processes sharing the partitions, as on a machine with more
+        cores than one worker's event loop can use."""
+        if not 1 <= workers <= partitions:
+            raise ValueError(f"{workers} workers cannot share {partitions} partitions")
         self._bootstrap = bootstrap
         self._partitions = partitions
+        self._worker_count = workers
         self._stack = contextlib.AsyncExitStack()
         self._broker: RunningBroker | None = None
-        self._worker: RunningWorker | None = None
+        self._workers: list[RunningWorker] = []
         self._link: KafkaLink | None = None
         self._runs = 0
 
@@ -67,10 +74,11 @@ class StockcastSystem(System):
                 bootstrap = self._broker.bootstrap
             prefix = f"bench-{uuid.uuid4().hex[:10]}"
             spec = WorkerSpec(bootstrap, prefix, self._partitions, CHANNEL, room.url)
-            self._worker = await self._stack.enter_async_context(worker(spec))
+            for _ in range(self._worker_count):
+                self._workers.append(await self._stack.enter_async_context(worker(spec)))
             self._link = await self._stack.enter_async_context(
                 kafka_link(
-                    bootstrap, TopicNames.for_prefix(prefix), self._partitions, room, self._worker
+                    bootstrap, TopicNames.for_prefix(prefix), self._partitions, room, self._workers
                 )
             )
         except BaseException:
@@ -78,7 +86,8 @@ class StockcastSystem(System):
             raise
 
     async def stop(self) -> None:
-        self._link = self._worker = self._broker = None
+        self._link = self._broker = None
+        self._workers = []
         await self._stack.aclose()
 
     def configs(self, quick: bool) -> Sequence[ClientConfig]:
@@ -91,8 +100,8 @@ class StockcastSystem(System):
 
     def cpu_roles(self) -> Mapping[str, Sequence[int]]:
         roles: dict[str, Sequence[int]] = {}
-        if self._worker is not None:
-            roles["worker"] = [self._worker.pid]
+        if self._workers:
+            roles["worker"] = [running.pid for running in self._workers]
         if self._broker is not None:
             roles["broker"] = list(self._broker.pids)
         return roles

@@ -77,3 +77,23 @@ def assert_there(directory: Path) -> None:
 
 def assert_gone(directory: Path) -> None:
     assert not directory.exists()
+
+
+async def test_two_workers_share_the_partitions_and_decide_every_line_soundly(
+    kafka_bootstrap: str,
+) -> None:
+    system = StockcastSystem(kafka_bootstrap, workers=2)
+    system.configs = lambda quick: SWEPT  # type: ignore[method-assign]
+    async with system:
+        assert len(set(system.cpu_roles()["worker"])) == 2
+        workload = workloads.build(workloads.SPREAD_UNIFORM, TINY, OPTIONS.seed)
+        assert isinstance(workload, Workload)
+
+        result = await play(system, workload, OPTIONS, [], lambda _: None)
+
+    assert_complete_and_sound(result)
+
+
+def test_more_workers_than_partitions_are_refused() -> None:
+    with pytest.raises(ValueError, match="cannot share"):
+        StockcastSystem("127.0.0.1:1", partitions=4, workers=5)

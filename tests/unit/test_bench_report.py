@@ -229,3 +229,10 @@ def render(table: object) -> str:
     console = Console(record=True, width=250)
     console.print(table)
     return console.export_text()
+
+
+def test_the_command_refuses_more_stockcast_workers_than_partitions() -> None:
+    outcome = CliRunner().invoke(bench, ["--systems", "stockcast", "--workers", "5"])
+
+    assert outcome.exit_code == 2
+    assert "--workers" in outcome.output
