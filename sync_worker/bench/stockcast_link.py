@@ -81,7 +81,7 @@ class KafkaLink:
         return delivery
 
     def check(self) -> None:
-        """Raise if the worker is gone or the consumer failed."""
+        """Raise if a worker is gone or the consumer failed."""
         if self._failure is None and (gone := self._exited()) is not None:
             self._failure = StockcastError(gone)
         if self._failure is not None:
