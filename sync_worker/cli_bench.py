@@ -86,6 +86,14 @@ def _progress(line: str) -> None:
     help="Time budget of each closed-loop run (default: 1.5 with --quick, else 20).",
 )
 @click.option(
+    "--warm-up",
+    "warm_up_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds of unmeasured load each system gets before its first run "
+    "(default: 8 with --quick, else 30; 0: none).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1, max=4),
     default=1,
@@ -100,6 +108,7 @@ def bench(
     workload_names: tuple[str, ...],
     seed: int,
     seconds: float | None,
+    warm_up_s: float | None,
     workers: int,
 ) -> None:
     """Measure decisions/s, latency and correctness of each system on each workload.
@@ -109,7 +118,7 @@ def bench(
     (or, with --json, the JSON) to stdout. Exits 1 if any system oversold, accepted a
     duplicate, stranded a unit or let a re-sent order through.
     """
-    options = Options.preset(quick=quick, seed=seed, seconds=seconds)
+    options = Options.preset(quick=quick, seed=seed, seconds=seconds, warm_up_s=warm_up_s)
     began = time.perf_counter()
     try:
         built = catalog.systems(stockcast_workers=workers)

@@ -19,6 +19,7 @@ TINY = Sizes(
     sweep_rates=(100, 400),
     sweep_seconds=0.2,
     duplicate_share=0.05,
+    warm_up_lines=200,
 )
 
 

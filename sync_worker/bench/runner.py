@@ -9,6 +9,12 @@ at the first rate a system cannot keep up with.
 
 The correctness figures of a result are the worst over all of its runs, so a
 configuration that oversold cannot hide behind a faster one that did not.
+
+Before its first measured run each system is warmed up: the same unmeasured closed-loop
+load for every system (``Options.warm_up_s``), so that what is measured is a system
+as it runs in production, long started: stockcast's broker is a JVM, which compiles
+its request paths during its first tens of seconds of load and, on two cores, takes
+that CPU from the worker and the load generator.
 """
 
 from __future__ import annotations
@@ -37,12 +43,23 @@ class Options:
     """Time budget of one closed-loop run (its lines may run out first)."""
     max_lag_s: float = 3.0
     """Open loop: how late the oldest waiting line may get before the run is saturated."""
+    warm_up_s: float = 0.0
+    """Unmeasured load each system gets after it starts, before its first run."""
 
     @classmethod
-    def preset(cls, *, quick: bool, seed: int, seconds: float | None = None) -> Options:
+    def preset(
+        cls,
+        *,
+        quick: bool,
+        seed: int,
+        seconds: float | None = None,
+        warm_up_s: float | None = None,
+    ) -> Options:
         if quick:
-            return cls(workloads.QUICK, seed, True, seconds or 1.5, 2.0)
-        return cls(workloads.FULL, seed, False, seconds or 20.0, 5.0)
+            warm = 8.0 if warm_up_s is None else warm_up_s
+            return cls(workloads.QUICK, seed, True, seconds or 1.5, 2.0, warm)
+        warm = 30.0 if warm_up_s is None else warm_up_s
+        return cls(workloads.FULL, seed, False, seconds or 20.0, 5.0, warm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +159,7 @@ async def run_bench(
     for workload_name in workload_names:
         progress(f"building {workload_name}")
         built.append(workloads.build(workload_name, options.sizes, options.seed))
+    warming = workloads.warm_up(options.sizes, options.seed) if options.warm_up_s > 0 else None
     results: list[Result] = []
     # The lines never change: keep the collector from walking them during runs, so its
     # pauses in the load generator do not pass for a system's latency.
@@ -151,6 +169,8 @@ async def run_bench(
         for name in system_names:
             progress(f"starting {name}")
             async with systems[name]() as system:
+                if warming is not None:
+                    await warm_up(system, warming, options, progress)
                 for workload in built:
                     result = await play(system, workload, options, results, progress)
                     results.append(result)
@@ -159,6 +179,17 @@ async def run_bench(
         gc.unfreeze()
     order = {name: index for index, name in enumerate(workload_names)}
     return sorted(results, key=lambda result: order[result.workload])
+
+
+async def warm_up(system: System, workload: Workload, options: Options, progress: Progress) -> None:
+    """``options.warm_up_s`` of closed-loop load at the system's busiest configuration,
+    not measured."""
+    config = _busiest(system, options.quick)
+    async with system.prepare(workload.stock, config) as decider:
+        stats = await closed_loop(decider, workload.lines, config, options.warm_up_s)
+    progress(
+        f"  {system.name} warmed up: {stats.tally.decisions:,} lines in {stats.elapsed_s:.1f}s"
+    )
 
 
 async def play(
@@ -280,6 +311,11 @@ def _open_config(
             return result.best.config
     if closed:
         return max(closed, key=lambda r: r.best.decisions_per_s).best.config
+    return _busiest(system, quick)
+
+
+def _busiest(system: System, quick: bool) -> ClientConfig:
+    """The configuration with the most lines in flight."""
     return max(system.configs(quick), key=lambda c: (c.concurrency * c.batch, c.concurrency))
 
 

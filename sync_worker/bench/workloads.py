@@ -33,6 +33,7 @@ _QUANTITIES = (1, 2, 3)
 _QUANTITY_WEIGHTS = (85, 10, 5)
 _PLENTY = 1_000_000
 """Stock of SKUs a workload never means to drain (background, rate sweep)."""
+_WARM_UP_SKUS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,8 @@ class Sizes:
     sweep_rates: tuple[int, ...] = (100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000)
     sweep_seconds: float = 10.0
     duplicate_share: float = 0.01
+    warm_up_lines: int = 1_000_000
+    """Lines of the warm-up: more than a system decides in its warm-up time."""
 
     def scaled(self, factor: float) -> Sizes:
         """Every count and duration times ``factor`` (at least 1); rates and shares stay."""
@@ -158,6 +161,7 @@ QUICK = Sizes(
     burst_stock=2_000,
     sweep_rates=(100, 250, 500, 1_000, 2_000, 4_000, 8_000),
     sweep_seconds=1.5,
+    warm_up_lines=300_000,
 )
 
 
@@ -180,6 +184,21 @@ def build(name: str, sizes: Sizes, seed: int) -> Workload | RateSweep:
             seed,
         )
     raise ValueError(f"unknown workload {name!r}; known: {', '.join(NAMES)}")
+
+
+def warm_up(sizes: Sizes, seed: int) -> Workload:
+    """The unmeasured load before a system's first run: lines over a few SKUs that drain
+    midway, so that placements are both accepted and rejected."""
+    rng = random.Random(f"{seed}:warm-up")
+    skus = [_sku("w", index) for index in range(_WARM_UP_SKUS)]
+    picked = [rng.choice(skus) for _ in range(sizes.warm_up_lines)]
+    units = max(1, sizes.warm_up_lines // (2 * len(skus)))
+    return Workload(
+        "warm-up",
+        f"{sizes.warm_up_lines:,} lines over {len(skus)} SKUs, {units:,} units each",
+        dict.fromkeys(skus, units),
+        _lines("w", picked, rng, sizes.duplicate_share),
+    )
 
 
 def hot_sku(sizes: Sizes, rng: random.Random) -> Workload:

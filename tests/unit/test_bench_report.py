@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -111,6 +112,59 @@ async def test_each_system_runs_alone_and_results_come_in_workload_order() -> No
     assert [(r.workload, r.system) for r in results] == expected
 
 
+async def test_each_system_is_warmed_up_unmeasured_before_its_first_run() -> None:
+    prepared: list[tuple[str, frozenset[str], ClientConfig]] = []
+
+    class Recorded(MemorySystem):
+        @asynccontextmanager
+        async def prepare(
+            self, stock: Mapping[str, int], config: ClientConfig
+        ) -> AsyncIterator[Decider]:
+            books = MemoryBooks(stock)
+            yield books
+            prepared.append((self.name, frozenset(stock), config))
+
+    class Other(Recorded):
+        name = "other"
+
+    progress: list[str] = []
+    warming = replace(OPTIONS, warm_up_s=30.0)
+    names = [workloads.HOT_SKU, workloads.SPREAD_UNIFORM]
+    systems = {"memory": Recorded, "other": Other}
+    results = await run_bench(["memory", "other"], names, warming, progress.append, systems)
+
+    warm = frozenset(workloads.warm_up(TINY, OPTIONS.seed).stock)
+    runs = [(name, config) for name, skus, config in prepared if skus != warm]
+    assert [(name, skus) for name, skus, _ in prepared if skus == warm] == [
+        ("memory", warm),
+        ("other", warm),
+    ]
+    first_of = {name: index for index, (name, _, _) in reversed(list(enumerate(prepared)))}
+    assert all(prepared[first_of[name]][1] == warm for name in systems)
+    # At the configuration with the most lines in flight, and only then.
+    assert [c for _, skus, c in prepared if skus == warm] == [ClientConfig(4, 8)] * 2
+    assert len(runs) == sum(len(result.runs) for result in results)
+    assert [r.workload for r in results] == [w for w in names for _ in systems]
+    # The warm-up's lines all decided (its time budget is long enough here).
+    assert sum("warmed up: 200 lines" in line for line in progress) == 2
+
+
+async def test_without_a_warm_up_the_first_run_is_the_first_load() -> None:
+    prepared: list[frozenset[str]] = []
+
+    class Recorded(MemorySystem):
+        @asynccontextmanager
+        async def prepare(
+            self, stock: Mapping[str, int], config: ClientConfig
+        ) -> AsyncIterator[Decider]:
+            prepared.append(frozenset(stock))
+            yield MemoryBooks(stock)
+
+    await run_bench(["memory"], [workloads.HOT_SKU], OPTIONS, systems={"memory": Recorded})
+
+    assert prepared == [frozenset({workloads.HOT_SKU})] * 2
+
+
 async def test_the_open_loop_workloads_run_at_the_best_closed_loop_configuration() -> None:
     results = {r.workload: r for r in await results_of("memory")}
 
@@ -207,11 +261,12 @@ async def test_the_plot_draws_the_rate_sweep_as_a_png(tmp_path: Path) -> None:
 def test_the_command_prints_json_rows_and_writes_the_plot(tmp_path: Path) -> None:
     plot = tmp_path / "latency.png"
     args = ["--quick", "--systems", "floor", "--workloads", "hot-sku", "--json"]
-    args += ["--seconds", "0.2", "--plot", str(plot)]
+    args += ["--seconds", "0.2", "--warm-up", "0.1", "--plot", str(plot)]
 
     outcome = CliRunner().invoke(bench, args)
 
     assert outcome.exit_code == 0, outcome.output
+    assert "floor warmed up:" in outcome.stderr
     (row,) = json.loads(outcome.stdout)
     assert (row["system"], row["workload"]) == ("floor", "hot-sku")
     assert row["oversold_units"] == 0

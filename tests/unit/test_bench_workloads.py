@@ -146,6 +146,17 @@ def test_the_quick_preset_is_smaller_than_the_full_one() -> None:
     assert quick.sweep_seconds * len(quick.sweep_rates) < full.sweep_seconds * len(full.sweep_rates)
 
 
+def test_the_warm_up_drains_a_few_skus_midway_and_is_the_same_for_every_system() -> None:
+    warm = workloads.warm_up(TINY, 7)
+
+    assert len(warm.lines) == TINY.warm_up_lines
+    assert {line.sku for line in warm.lines} <= set(warm.stock)
+    assert len(warm.stock) < len(warm.lines) // 2
+    assert sum(warm.stock.values()) * 2 <= sum(line.qty for line in warm.lines)
+    assert workloads.warm_up(TINY, 7) == warm
+    assert not warm.open_loop
+
+
 def test_an_unknown_workload_is_refused_with_the_known_names() -> None:
     with pytest.raises(ValueError, match="hot-sku"):
         workloads.build("everything", TINY, 7)
