@@ -1,21 +1,25 @@
-"""A ledger batch's records, handed to the producer per topic partition.
+"""A ledger batch's records, handed to the producer per topic partition as record
+batches of their own, one at a time per partition.
 
-aiokafka's ``send`` costs, per record, a future, a partitioner call and a look-up of the
-partition's open batch: about a fifth of the worker's time on a hot SKU
-(docs/performance.md). A hot batch's hundreds of decisions and audit records of one SKU
-go to the same partition of each topic, so where a batch holds many records for a
-partition the outbox hands aiokafka whole record batches (``create_batch`` /
-``send_batch``), one future each. A few records go through ``send``: aiokafka sends one
-batch per partition per request, one request per broker at a time, so small record
-batches of their own would queue behind each other, a round trip each, where ``send``
-merges them into the partition's open batch. Keyed records land where aiokafka's
-default partitioner puts them, so consumers see each SKU's records in the partition
-they always did.
+aiokafka's ``send`` costs, per record, a future, a partitioner call, a look-up of the
+partition's open batch and, once acknowledged, a result set on that future: about a
+fifth of the worker's time when a batch spreads over many SKUs (docs/performance.md).
+So the outbox builds the record batches itself (``create_batch`` / ``send_batch``, one
+future per batch) and keeps one of them per partition with the producer: records
+queued for a partition while its last batch is on its way wait, and all go as the next
+batch once it is acknowledged. Under load the batches grow with the round trip; at a
+trickle each record batch goes as soon as it is queued. (A record batch per ledger batch
+would not do: aiokafka sends one batch per partition per request, one request per
+broker at a time, so small batches would queue behind each other, a round trip each.)
+
+Keyed records land where aiokafka's default partitioner puts them, so consumers see
+each SKU's records in the partition they always did.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -23,8 +27,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 _partitioner = DefaultPartitioner()
-BATCH_FROM = 64
-"""Records for one partition from which a ledger batch sends them as batches of their own."""
 
 
 @lru_cache(maxsize=65_536)
@@ -35,14 +37,24 @@ def _partition_of(key: bytes, partitions: tuple[int, ...]) -> int:
     return partition
 
 
+@dataclass(slots=True)
+class _Lane:
+    """One topic partition: the records waiting for its batch on the way."""
+
+    records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    delivered: asyncio.Future[None] | None = None
+    """Resolved once the waiting records are acknowledged."""
+    draining: asyncio.Task[None] | None = None
+
+
 class Outbox:
-    """Records queued by ``add`` until ``send`` hands them to the producer."""
+    """Records queued by ``add`` until ``send`` hands them on."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._queued: list[tuple[str, bytes | None, bytes, int | None]] = []
-        self._appending: dict[tuple[str, int], asyncio.Future[asyncio.Future[Any]]] = {}
-        """Per topic partition, handing its newest records to the producer."""
+        self._lanes: dict[tuple[str, int], _Lane] = {}
+        self._partitions: dict[str, tuple[int, ...]] = {}
 
     def add(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -52,61 +64,67 @@ class Outbox:
             raise ValueError(f"a record for {topic} needs a key or a partition")
         self._queued.append((topic, key, value, partition))
 
-    async def send(self) -> list[asyncio.Future[Any]]:
-        """Hands what was queued to the producer, in order per partition after what was
-        sent before, without waiting for it; returns each record's or batch's delivery."""
+    async def send(self) -> list[asyncio.Future[None]]:
+        """Hands what was queued on, in order per partition after what was sent before,
+        without waiting for it; returns the deliveries covering its records."""
         queued, self._queued = self._queued, []
-        partitions: dict[str, tuple[int, ...]] = {}
-        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        lanes = self._lanes
+        touched: dict[tuple[str, int], _Lane] = {}
         for topic, key, value, partition in queued:
             if partition is None:
                 assert key is not None
-                known = partitions.get(topic)
-                if known is None:
-                    known = partitions[topic] = tuple(
-                        sorted(await self._producer.partitions_for(topic))
-                    )
-                partition = _partition_of(key, known)
-            by_partition.setdefault((topic, partition), []).append((key, value))
-        deliveries: list[asyncio.Future[Any]] = []
-        for tp, records in by_partition.items():
-            appending = asyncio.ensure_future(self._append(self._appending.get(tp), tp, records))
-            self._appending[tp] = appending
-            deliveries.append(asyncio.ensure_future(_delivered(appending)))
+                partition = _partition_of(key, await self._partitions_of(topic))
+            tp = (topic, partition)
+            lane = touched.get(tp)
+            if lane is None:
+                lane = touched[tp] = lanes.get(tp) or lanes.setdefault(tp, _Lane())
+            lane.records.append((key, value))
+        deliveries = []
+        for tp, lane in touched.items():
+            if lane.delivered is None:
+                lane.delivered = asyncio.get_running_loop().create_future()
+            deliveries.append(lane.delivered)
+            if lane.draining is None:
+                lane.draining = asyncio.create_task(self._drain(tp, lane))
         return deliveries
 
-    async def _append(
-        self,
-        previous: asyncio.Future[Any] | None,
-        tp: tuple[str, int],
-        records: list[tuple[bytes | None, bytes]],
-    ) -> asyncio.Future[Any]:
-        """Hands ``records`` to the producer once the partition's previous records were;
-        returns their delivery."""
-        if previous is not None:
-            await previous
+    async def _partitions_of(self, topic: str) -> tuple[int, ...]:
+        known = self._partitions.get(topic)
+        if known is None:
+            known = tuple(sorted(await self._producer.partitions_for(topic)))
+            self._partitions[topic] = known
+        return known
+
+    async def _drain(self, tp: tuple[str, int], lane: _Lane) -> None:
+        """Sends the lane's waiting records as batches, one round at a time, until none
+        wait; each round's delivery says how it went."""
+        try:
+            while lane.records:
+                records, lane.records = lane.records, []
+                delivered, lane.delivered = lane.delivered, None
+                assert delivered is not None
+                try:
+                    await asyncio.gather(*[await sent for sent in self._batches(tp, records)])
+                except Exception as error:  # the ledger stops on it (its marker is never written)
+                    delivered.set_exception(error)
+                else:
+                    delivered.set_result(None)
+        finally:
+            lane.draining = None
+
+    def _batches(self, tp: tuple[str, int], records: list[tuple[bytes | None, bytes]]) -> list[Any]:
+        """``records`` as record batches handed to the producer (each ``send_batch`` to
+        await for its delivery), as few as the producer's batch size allows."""
         topic, partition = tp
         producer = self._producer
-        if len(records) < BATCH_FROM:
-            sent = [
-                await producer.send(topic, value, key=key, partition=partition)
-                for key, value in records
-            ]
-            sent_all: asyncio.Future[Any] = asyncio.gather(*sent)
-            return sent_all
         builders = [producer.create_batch()]
         for key, value in records:
             if builders[-1].append(timestamp=None, key=key, value=value) is None:  # full
                 builders.append(producer.create_batch())
                 if builders[-1].append(timestamp=None, key=key, value=value) is None:
                     raise ValueError(f"a record for {topic} is larger than a producer batch")
-        batches = []
+        sends = []
         for builder in builders:
             builder.close()
-            batches.append(await producer.send_batch(builder, topic, partition=partition))
-        batched: asyncio.Future[Any] = asyncio.gather(*batches)
-        return batched
-
-
-async def _delivered(appending: asyncio.Future[asyncio.Future[Any]]) -> Any:
-    return await (await appending)
+            sends.append(producer.send_batch(builder, topic, partition=partition))
+        return sends

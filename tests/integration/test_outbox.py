@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from sync_worker.streaming.outbox import BATCH_FROM, Outbox
+from sync_worker.streaming.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +86,7 @@ async def test_records_keep_their_order_over_sends_small_and_large(
     topic = f"{run_id}.outbox"
     await created(kafka_bootstrap, topic)
     # aiokafka's default batch (16 KiB) holds a few dozen of these: the large send fills
-    # many record batches of its own, the small ones go through ``send`` around it.
+    # many record batches, the small ones queue behind it.
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     values = [f"{n:06d}".encode() * 80 for n in range(3_000)]
@@ -93,7 +94,6 @@ async def test_records_keep_their_order_over_sends_small_and_large(
         outbox = Outbox(producer)
         deliveries = []
         for sent in (values[:10], values[10:2_990], values[2_990:]):
-            assert (len(sent) >= BATCH_FROM) == (len(sent) == 2_980)
             for value in sent:
                 outbox.add(topic, b"hot-sku", value)
             deliveries += await outbox.send()  # not waiting for the producer in between
@@ -109,3 +109,35 @@ async def test_records_keep_their_order_over_sends_small_and_large(
     ]
     assert hot == values
     assert (b"ignored", b"to partition 2") in read_back[2]
+
+
+async def test_records_queued_while_a_batch_is_on_its_way_go_together_as_the_next(
+    kafka_bootstrap: str, run_id: str, producer: AIOKafkaProducer
+) -> None:
+    topic = f"{run_id}.outbox"
+    await created(kafka_bootstrap, topic)
+    batches: list[int] = []
+    send_batch = producer.send_batch
+
+    async def counted(builder: Any, *args: Any, **kwargs: Any) -> Any:
+        batches.append(builder.record_count())
+        return await send_batch(builder, *args, **kwargs)
+
+    producer.send_batch = counted  # type: ignore[method-assign]
+    outbox = Outbox(producer)
+    deliveries = []
+    for n in range(50):  # a ledger batch of one record each, none waited for
+        outbox.add(topic, b"sku", f"{n}".encode())
+        deliveries += await outbox.send()
+        if n == 0:
+            await asyncio.sleep(0)  # the first is handed to the producer
+    await asyncio.gather(*deliveries)
+    outbox.add(topic, b"sku", b"50")  # once all was acknowledged: on its way at once
+    await asyncio.gather(*await outbox.send())
+
+    # The first went alone; the rest waited for it, then went as one batch.
+    assert batches == [1, 49, 1]
+    values = [
+        value for records in (await read(kafka_bootstrap, topic)).values() for _, value in records
+    ]
+    assert values == [f"{n}".encode() for n in range(51)]
