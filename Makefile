@@ -12,7 +12,9 @@ DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 # The test broker lives apart from the development one (port 9092, var/kafka),
-# so `make test` never touches a broker you are using.
+# so `make test` never touches a broker you are using. It starts empty every time:
+# each test run creates topics of its own, and those of earlier runs would pile up
+# (15,000 partitions exhausted the broker's heap on a developer's machine).
 TEST_KAFKA_PORT := 19092
 TEST_KAFKA_CONTROLLER_PORT := 19192
 TEST_KAFKA_DIR := var/test-kafka
@@ -24,6 +26,8 @@ demo: setup kafka
 	$(BIN)/stockcast demo $(DEMO_ARGS)
 
 test: setup kafka prometheus lint
+	@$(BIN)/stockcast dev down $(TEST_KAFKA)
+	@rm -rf $(TEST_KAFKA_DIR)
 	@$(BIN)/stockcast dev up $(TEST_KAFKA)
 	@status=0; \
 	TEST_KAFKA_BOOTSTRAP=127.0.0.1:$(TEST_KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
