@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from sync_worker.domain.allocation import AllocationPolicy
+from sync_worker.publishing import WRITES_IN_FLIGHT
 
 ENV_PREFIX = "STOCKCAST_"
 CONFIG_PATH_ENV = "STOCKCAST_CONFIG"
@@ -151,6 +152,8 @@ class ChannelSettings(_Frozen):
     """stockcast SKU -> the platform's listing, in the connector's format (README)."""
     writes_per_s: Annotated[float, Field(gt=0)] | None = None
     """Cap on stock writes per second to this channel (the platform's published limit)."""
+    writes_in_flight: Annotated[int, Field(ge=1, le=256)] = WRITES_IN_FLIGHT
+    """Stock writes to this channel at once, each for another SKU."""
     ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     """static / fixed_ratio: share of sellable (default: an equal share of the rest)."""
     plus: int = 0

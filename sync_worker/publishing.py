@@ -67,6 +67,9 @@ READ_BACK_S: Final = 30.0
 READ_BACK_BATCH: Final = 100
 MAX_DEFERRALS: Final = 12
 """Rounds of failed attempts before a write is dead-lettered (about a minute by default)."""
+WRITES_IN_FLIGHT: Final = 8
+"""Writes in flight per channel, each for another SKU: one at a time, a channel's many
+SKUs would wait a round trip each behind one another."""
 SETTLED_BY: Final = "publisher"
 
 
@@ -108,6 +111,9 @@ class _Channel:
     deferred: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     ready: dict[str, None] = field(default_factory=dict)
     """SKUs with something to write, oldest first (a dict as an ordered set)."""
+    writing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    """The write in flight per SKU."""
+    writes_in_flight: int = WRITES_IN_FLIGHT
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     limiter: AsyncLimiter | None = None
     deferrals: dict[str, int] = field(default_factory=dict)
@@ -116,7 +122,7 @@ class _Channel:
     """Loop time until which the platform's quota is spent (the circuit is open)."""
 
     def schedule(self, sku: str) -> None:
-        if sku not in self.deferred:
+        if sku not in self.deferred and sku not in self.writing:
             self.ready[sku] = None
             self.wake.set()
 
@@ -184,22 +190,28 @@ class Publisher:
         writes_per_s: Mapping[str, float] = MappingProxyType({}),
         retry_later_s: float = RETRY_LATER_S,
         max_deferrals: int = MAX_DEFERRALS,
+        writes_in_flight: Mapping[str, int] = MappingProxyType({}),
     ) -> None:
         """``writes_per_s`` caps a channel's write rate (a leaky bucket that allows a
-        burst of one second's worth); channels not named write as fast as answers come."""
+        burst of one second's worth); channels not named write as fast as answers come.
+        ``writes_in_flight``: per channel, each for another SKU (default
+        ``WRITES_IN_FLIGHT``)."""
         self._channels = {
             name: _Channel(
                 name,
                 connector,
                 choose_write_mode(connector.write_modes),
                 limiter=_limiter(writes_per_s[name]) if name in writes_per_s else None,
+                writes_in_flight=writes_in_flight.get(name, WRITES_IN_FLIGHT),
             )
             for name, connector in channels
         }
         if len(self._channels) != len(channels):
             raise ValueError("each channel may be listed only once")
-        if unknown := set(writes_per_s) - set(self._channels):
-            raise ValueError(f"rate limits for unknown channels: {sorted(unknown)}")
+        if unknown := (set(writes_per_s) | set(writes_in_flight)) - set(self._channels):
+            raise ValueError(f"settings for unknown channels: {sorted(unknown)}")
+        if crowded := {name for name, most in writes_in_flight.items() if most < 1}:
+            raise ValueError(f"writes_in_flight must be at least 1: {sorted(crowded)}")
         self._metrics = metrics
         metrics.prime_connectors((name, c.connector.platform) for name, c in self._channels.items())
         self._on_settled = on_settled
@@ -253,22 +265,52 @@ class Publisher:
 
     async def _drain(self, channel: _Channel) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await channel.wake.wait()
-            channel.wake.clear()
-            while channel.ready:
-                if channel.paused_until:  # the circuit is open until the quota resets
-                    if (closed_in := channel.paused_until - loop.time()) > 0:
-                        await asyncio.sleep(closed_in)
-                    channel.paused_until = 0.0
-                    self._metrics.circuit_open.labels(channel.name).set(0)
-                sku = next(iter(channel.ready))
-                del channel.ready[sku]
-                write = channel.next_write(sku)
-                if write is not None:
-                    await self._write(channel, *write)
-                if sku in channel.queued:
-                    channel.schedule(sku)  # behind the other SKUs already waiting
+        slots = asyncio.Semaphore(channel.writes_in_flight)
+        try:
+            while True:
+                await channel.wake.wait()
+                channel.wake.clear()
+                while channel.ready:
+                    await slots.acquire()
+                    # After the slot: a write that freed it may just have opened the circuit.
+                    if channel.paused_until:  # open until the platform's quota resets
+                        if (closed_in := channel.paused_until - loop.time()) > 0:
+                            await asyncio.sleep(closed_in)
+                        channel.paused_until = 0.0
+                        self._metrics.circuit_open.labels(channel.name).set(0)
+                    if not channel.ready:  # taken by a park meanwhile
+                        slots.release()
+                        break
+                    sku = next(iter(channel.ready))
+                    del channel.ready[sku]
+                    write = channel.next_write(sku)
+                    if write is None:
+                        slots.release()
+                        continue
+                    writing = self._write_one(channel, sku, *write, slots)
+                    channel.writing[sku] = asyncio.create_task(writing)
+        finally:
+            writes = list(channel.writing.values())
+            for task in writes:
+                task.cancel()
+            await asyncio.gather(*writes, return_exceptions=True)
+
+    async def _write_one(
+        self,
+        channel: _Channel,
+        sku: str,
+        update: StockUpdate,
+        decided: Decided,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """One write of ``sku``; then its next, behind the other SKUs already waiting."""
+        try:
+            await self._write(channel, update, decided)
+        finally:
+            del channel.writing[sku]
+            slots.release()
+            if sku in channel.queued or sku in channel.parked:
+                channel.schedule(sku)
 
     async def _push(self, channel: _Channel, update: StockUpdate) -> PushResult:
         """One attempt, within the channel's rate limit; a failed one is counted by kind."""

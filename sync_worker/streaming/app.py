@@ -494,6 +494,7 @@ def create_app(
         on_dead_letter=push_given_up,
         on_observed=to_sku_stream,
         writes_per_s={c.name: c.writes_per_s for c in settings.channels if c.writes_per_s},
+        writes_in_flight={c.name: c.writes_in_flight for c in settings.channels},
     )
 
     def take_quota_change(value: bytes, timestamp_ms: int | None) -> None:

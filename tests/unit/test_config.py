@@ -397,14 +397,22 @@ def test_credentials_in_secrets_and_listings_are_read() -> None:
     settings = load_settings(
         '[[channels]]\nname = "a"\nconnector = "shopify"\noptions = { shop_id = "s" }\n'
         'secrets = { client_secret = "x" }\nlistings = { "lipstick" = "4401" }\n'
-        "writes_per_s = 2.5\n"
+        "writes_per_s = 2.5\nwrites_in_flight = 2\n"
     )
 
     (channel,) = settings.channels
     assert channel.secrets["client_secret"].get_secret_value() == "x"
     assert dict(channel.listings) == {"lipstick": "4401"}
-    assert channel.writes_per_s == 2.5
+    assert (channel.writes_per_s, channel.writes_in_flight) == (2.5, 2)
     assert settings.masked()["channels"][0]["secrets"] == {"client_secret": "**********"}
+
+
+def test_a_channel_writes_a_few_skus_at_once_by_default_and_at_least_one() -> None:
+    (channel,) = load_settings('[[channels]]\nname = "a"\nconnector = "simulator"\n').channels
+    assert channel.writes_in_flight == 8
+
+    with pytest.raises(SettingsError, match="writes_in_flight"):
+        load_settings('[[channels]]\nname = "a"\nconnector = "simulator"\nwrites_in_flight = 0\n')
 
 
 # --- [metrics] ----------------------------------------------------------------------------

@@ -114,6 +114,7 @@ async def make_rig() -> AsyncIterator[MakeRig]:
         displayed: Mapping[str, int] | None = None,
         write_modes: str = "delta,compare_and_swap",
         on_settled: Callable[[ReclaimSettled], Awaitable[None]] | None = None,
+        writes_in_flight: int = 8,
     ) -> Rig:
         rooms = {channel: RecordingRoom(channel, displayed) for channel in served}
         faults = Faults()
@@ -129,7 +130,13 @@ async def make_rig() -> AsyncIterator[MakeRig]:
         metrics = Metrics.create()
         options = {"base_url": server.url, "write_modes": write_modes}
         connectors = [(channel, SimulatorConnector.from_options(options)) for channel in channels]
-        publisher = Publisher(connectors, metrics, on_settled or collect, retry_later_s=0.01)
+        publisher = Publisher(
+            connectors,
+            metrics,
+            on_settled or collect,
+            retry_later_s=0.01,
+            writes_in_flight={channel: writes_in_flight for channel in channels},
+        )
         await publisher.start()
         running.append((publisher, server))
         return Rig(publisher, metrics, faults, rooms, settled, script)
@@ -192,6 +199,42 @@ async def test_a_reduction_is_never_merged_and_everything_applies_in_version_ord
     assert room.keys()[1:] == [f"{ROOM}:{SKU}:{r}" for r in ("2-2", "3-3", "4-4", "5-6")]
     assert room.displayed(SKU) == 5
     assert [(s.version, s.requested, s.applied) for s in rig.settled] == [(3, 3, 3), (4, 1, 1)]
+
+
+async def test_a_write_in_flight_holds_up_its_own_sku_only(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    hold = rig.script.hold_next_write()
+    rig.publisher.offer(change(1, delta=5, quota=5))
+    await hold.arrived.wait()
+
+    rig.publisher.offer(change(2, delta=1, quota=6))  # behind the held write
+    for sku in ("mascara", "blush", "liner"):
+        rig.publisher.offer(change(1, delta=2, quota=2, sku=sku))
+    await until(lambda: rig.count("pushes", "ok") == 3)
+
+    room = rig.rooms[ROOM]
+    assert [room.displayed(sku) for sku in ("mascara", "blush", "liner")] == [2, 2, 2]
+    assert room.deltas() == []  # lipstick: neither the held write nor the one behind it
+    hold.release.set()
+    await until(lambda: rig.count("pushes", "ok") == 5)
+    assert room.deltas() == [5, 1]
+
+
+async def test_a_channel_has_at_most_its_writes_in_flight(make_rig: MakeRig) -> None:
+    rig = await make_rig(writes_in_flight=2)
+    holds = [rig.script.hold_next_write() for _ in range(2)]
+    for sku in ("lipstick", "mascara", "blush"):
+        rig.publisher.offer(change(1, delta=2, quota=2, sku=sku))
+    for hold in holds:
+        await hold.arrived.wait()
+    await asyncio.sleep(0.05)  # room for a third write to arrive, wrongly
+
+    assert len(rig.script.requests) == 2
+    holds[0].release.set()
+    await until(lambda: rig.count("pushes", "ok") == 2)
+    holds[1].release.set()
+    await until(lambda: rig.count("pushes", "ok") == 3)
+    assert len(rig.script.requests) == 3
 
 
 async def test_versions_already_handled_are_dropped(make_rig: MakeRig) -> None:

@@ -236,13 +236,17 @@ def transient(count: int) -> list[Exception]:
 # --- our own rate limit ---------------------------------------------------------------
 
 
-async def test_rate_limits_for_a_channel_not_served_are_refused_at_construction() -> None:
+async def test_limits_for_a_channel_not_served_or_below_one_write_are_refused() -> None:
     async def ignore(event: ReclaimSettled) -> None: ...
 
     with pytest.raises(ValueError, match="unknown channels"):
         Publisher(
             [(ROOM, Scripted())], Metrics.create(), ignore, writes_per_s={"kuaishou-room-1": 5}
         )
+    with pytest.raises(ValueError, match="unknown channels"):
+        Publisher([(ROOM, Scripted())], Metrics.create(), ignore, writes_in_flight={"kuaishou": 2})
+    with pytest.raises(ValueError, match="at least 1"):
+        Publisher([(ROOM, Scripted())], Metrics.create(), ignore, writes_in_flight={ROOM: 0})
 
 
 async def test_a_limited_channel_waits_for_its_limit_and_every_write_lands(
@@ -321,7 +325,8 @@ async def test_a_spent_quota_holds_the_channel_back_until_it_resets(make_rig: Ma
     connector.fail("a", QuotaExhausted("daily quota spent", reset_after=RESET_AFTER_S))
 
     rig.publisher.offer(change(1, delta=3, quota=3, sku="a"))
-    rig.publisher.offer(change(1, delta=4, quota=4, sku="b"))
+    await until(lambda: rig.circuit() == 1)
+    rig.publisher.offer(change(1, delta=4, quota=4, sku="b"))  # while the circuit is open
     await until(lambda: len(connector.landed) == 2)
 
     spent, *after = connector.calls
@@ -342,8 +347,8 @@ async def test_a_spent_quota_pauses_only_its_own_channel(make_rig: MakeRig) -> N
     spent.fail(SKU, QuotaExhausted("hourly quota spent", reset_after=60.0))
 
     rig.publisher.offer(change(1, delta=3, quota=3))
-    rig.publisher.offer(change(1, delta=3, quota=3, sku="mascara"))
     await until(lambda: rig.circuit() == 1)
+    rig.publisher.offer(change(1, delta=3, quota=3, sku="mascara"))
     rig.publisher.offer(change(1, delta=5, quota=5, channel=OTHER_ROOM))
     await until(lambda: len(other.landed) == 1)
     await asyncio.sleep(0.05)  # room for a wrong write of the paused channel to show
