@@ -68,21 +68,26 @@ class Outbox:
         """Hands what was queued on, in order per partition after what was sent before,
         without waiting for it; returns the deliveries covering its records."""
         queued, self._queued = self._queued, []
-        lanes = self._lanes
-        touched: dict[tuple[str, int], _Lane] = {}
+        placed = []
         for topic, key, value, partition in queued:
             if partition is None:
                 assert key is not None
                 partition = _partition_of(key, await self._partitions_of(topic))
-            tp = (topic, partition)
+            placed.append(((topic, partition), key, value))
+        # Nothing awaited from here on: a lane draining meanwhile would take records
+        # without the delivery that reports them.
+        lanes = self._lanes
+        touched: dict[tuple[str, int], _Lane] = {}
+        for tp, key, value in placed:
             lane = touched.get(tp)
             if lane is None:
-                lane = touched[tp] = lanes.get(tp) or lanes.setdefault(tp, _Lane())
+                lane = touched[tp] = lanes.setdefault(tp, _Lane())
+                if lane.delivered is None:
+                    lane.delivered = asyncio.get_running_loop().create_future()
             lane.records.append((key, value))
         deliveries = []
         for tp, lane in touched.items():
-            if lane.delivered is None:
-                lane.delivered = asyncio.get_running_loop().create_future()
+            assert lane.delivered is not None
             deliveries.append(lane.delivered)
             if lane.draining is None:
                 lane.draining = asyncio.create_task(self._drain(tp, lane))

@@ -141,3 +141,32 @@ async def test_records_queued_while_a_batch_is_on_its_way_go_together_as_the_nex
         value for records in (await read(kafka_bootstrap, topic)).values() for _, value in records
     ]
     assert values == [f"{n}".encode() for n in range(51)]
+
+
+async def test_a_send_waiting_to_learn_a_topics_partitions_loses_no_record(
+    kafka_bootstrap: str, run_id: str, producer: AIOKafkaProducer
+) -> None:
+    known, new = f"{run_id}.outbox", f"{run_id}.outbox-new"
+    await created(kafka_bootstrap, known, new)
+    learned = asyncio.Event()
+    partitions_for = producer.partitions_for
+
+    async def slowly(topic: str) -> Any:
+        if topic == new:
+            await learned.wait()
+        return await partitions_for(topic)
+
+    producer.partitions_for = slowly  # type: ignore[method-assign]
+    outbox = Outbox(producer)
+    outbox.add(known, b"a", b"1", partition=0)
+    first = await outbox.send()
+    outbox.add(known, b"a", b"2", partition=0)
+    outbox.add(new, b"a", b"3")
+    second = asyncio.create_task(outbox.send())
+    async with asyncio.timeout(30):
+        await asyncio.gather(*first)  # the lane drains while the second send waits
+        learned.set()
+        await asyncio.gather(*await second)
+
+    assert (await read(kafka_bootstrap, known))[0] == [(b"a", b"1"), (b"a", b"2")]
+    assert [r for rs in (await read(kafka_bootstrap, new)).values() for r in rs] == [(b"a", b"3")]
