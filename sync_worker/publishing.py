@@ -284,8 +284,10 @@ class Publisher:
                     sku = next(iter(channel.ready))
                     del channel.ready[sku]
                     write = channel.next_write(sku)
-                    if write is None:
+                    if write is None:  # moved nothing: what waits behind it goes next
                         slots.release()
+                        if sku in channel.queued:
+                            channel.schedule(sku)
                         continue
                     writing = self._write_one(channel, sku, *write, slots)
                     channel.writing[sku] = asyncio.create_task(writing)

@@ -220,6 +220,20 @@ async def test_a_write_in_flight_holds_up_its_own_sku_only(make_rig: MakeRig) ->
     assert room.deltas() == [5, 1]
 
 
+async def test_a_change_that_moves_nothing_does_not_hold_up_the_next(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    hold = rig.script.hold_next_write()
+    rig.publisher.offer(change(1, delta=5, quota=5))
+    await hold.arrived.wait()
+
+    rig.publisher.offer(change(2, delta=0, quota=5))
+    rig.publisher.offer(change(3, delta=-2, quota=3))
+    hold.release.set()
+    await until(lambda: rig.count("pushes", "ok") == 2)
+
+    assert rig.rooms[ROOM].deltas() == [5, -2]
+
+
 async def test_a_channel_has_at_most_its_writes_in_flight(make_rig: MakeRig) -> None:
     rig = await make_rig(writes_in_flight=2)
     holds = [rig.script.hold_next_write() for _ in range(2)]
