@@ -108,6 +108,7 @@ class Metrics:
     live_subscribers: Gauge
     rate_limit_waits: Counter
     circuit_open: Gauge
+    writes_in_flight: Gauge
     drift_repairs: Counter
     alerts_fired: Counter
     alert_notifications: Counter
@@ -280,6 +281,12 @@ class Metrics:
                 ["channel"],
                 registry=registry,
             ),
+            writes_in_flight=Gauge(
+                "stockcast_connector_writes_in_flight",
+                "Stock writes of a channel on their way now, each for another SKU.",
+                ["channel"],
+                registry=registry,
+            ),
             drift_repairs=Counter(
                 "stockcast_drift_repairs_total",
                 "Read-backs that found a channel showing more than its quota, by connector; "
@@ -336,7 +343,8 @@ class Metrics:
 
     def prime_connectors(self, channels: Iterable[tuple[str, str]]) -> None:
         """The series of each ``(channel, connector)``: pushes, errors, retries, latency,
-        waits, quota changes, reclaims, drift repairs per connector; circuit per channel."""
+        waits, quota changes, reclaims, drift repairs per connector; circuit and writes in
+        flight per channel."""
         for channel, connector in channels:
             for result in PUSH_RESULTS:
                 self.pushes.labels(connector, result)
@@ -351,6 +359,7 @@ class Metrics:
             self.rate_limit_waits.labels(connector)
             self.drift_repairs.labels(connector)
             self.circuit_open.labels(channel).set(0)
+            self.writes_in_flight.labels(channel).set(0)
 
     def prime_worker(self, channels: Iterable[str], inbound_platforms: Iterable[str]) -> None:
         """The ledger's, alerts' and webhooks' series: order lines received per configured

@@ -291,6 +291,7 @@ class Publisher:
                         continue
                     writing = self._write_one(channel, sku, *write, slots)
                     channel.writing[sku] = asyncio.create_task(writing)
+                    self._metrics.writes_in_flight.labels(channel.name).set(len(channel.writing))
         finally:
             writes = list(channel.writing.values())
             for task in writes:
@@ -310,6 +311,7 @@ class Publisher:
             await self._write(channel, update, decided)
         finally:
             del channel.writing[sku]
+            self._metrics.writes_in_flight.labels(channel.name).set(len(channel.writing))
             slots.release()
             if sku in channel.queued or sku in channel.parked:
                 channel.schedule(sku)

@@ -99,6 +99,11 @@ class Rig:
         labels = {"connector": "simulator", "result": result}
         return self.metrics.registry.get_sample_value(f"stockcast_{metric}_total", labels) or 0.0
 
+    def in_flight(self, channel: str = ROOM) -> float | None:
+        return self.metrics.registry.get_sample_value(
+            "stockcast_connector_writes_in_flight", {"channel": channel}
+        )
+
 
 MakeRig = Callable[..., Awaitable[Rig]]
 
@@ -244,11 +249,13 @@ async def test_a_channel_has_at_most_its_writes_in_flight(make_rig: MakeRig) -> 
     await asyncio.sleep(0.05)  # room for a third write to arrive, wrongly
 
     assert len(rig.script.requests) == 2
+    assert rig.in_flight() == 2
     holds[0].release.set()
     await until(lambda: rig.count("pushes", "ok") == 2)
     holds[1].release.set()
     await until(lambda: rig.count("pushes", "ok") == 3)
     assert len(rig.script.requests) == 3
+    await until(lambda: rig.in_flight() == 0)
 
 
 async def test_versions_already_handled_are_dropped(make_rig: MakeRig) -> None:
