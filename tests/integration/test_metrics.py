@@ -266,6 +266,7 @@ async def test_each_worker_shows_what_it_owns_and_nothing_of_what_it_handed_over
         assert alone.get(errors, connector="simulator", kind="contract") == 0
         assert alone.get("stockcast_dead_letters_total", reason="push_failed") == 0
         assert alone.get("stockcast_connector_circuit_open", channel="room-a") == 0
+        assert alone.get("stockcast_connector_writes_in_flight", channel="room-a") is not None
         assert (alone.get("process_cpu_seconds_total") or 0) > 0
         assert (alone.get("process_resident_memory_bytes") or 0) > 0
         assert alone.labelled("python_info", "implementation")
