@@ -125,9 +125,8 @@ class Outbox:
         builders = [producer.create_batch()]
         for key, value in records:
             if builders[-1].append(timestamp=None, key=key, value=value) is None:  # full
-                builders.append(producer.create_batch())
-                if builders[-1].append(timestamp=None, key=key, value=value) is None:
-                    raise ValueError(f"a record for {topic} is larger than a producer batch")
+                builders.append(producer.create_batch())  # an empty batch takes any record
+                builders[-1].append(timestamp=None, key=key, value=value)
         sends = []
         for builder in builders:
             builder.close()
